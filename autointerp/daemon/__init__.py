@@ -1,0 +1,1 @@
+"""The one-process orchestrator: harvest thread, labelling workers, dashboard, signals."""

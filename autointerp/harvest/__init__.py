@@ -1,0 +1,1 @@
+"""Accumulate per-component statistics on the device, checkpoint them, finalize records."""

@@ -1,0 +1,1 @@
+"""Prompting, labellers, rate limiting and pricing. Knows nothing of torch."""

@@ -1,0 +1,103 @@
+"""Typed records written to and read from the run directory.
+
+Field names follow the reference layout (see SPEC): existing readers depend on them, so fields are
+only ever added, never renamed. Every record is a msgspec Struct so that encoding is fast and
+decoding validates.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import msgspec
+
+Confidence = Literal["low", "medium", "high"]
+Phase = Literal["harvest", "finalize", "label", "done"]
+
+PAD_TOKEN = "<pad>"
+"""How the sentinel that pads activation windows at sequence edges is rendered."""
+
+
+def finite(x: float, default: float = 0.0) -> float:
+    """msgspec writes NaN/Inf as null and then cannot read it back into a float: sanitise first."""
+    return x if math.isfinite(x) else default
+
+
+class ActivationExample(msgspec.Struct):
+    tokens: list[str]
+    ci_values: list[float]
+    active_pos: int
+    active_ci: float
+
+
+class TokenStats(msgspec.Struct):
+    top_precision: list[tuple[str, float]]
+    top_recall: list[tuple[str, float]]
+    top_pmi: list[tuple[str, float]]
+
+
+class ComponentCorrelations(msgspec.Struct):
+    precision: list[tuple[str, float]]
+    recall: list[tuple[str, float]]
+    pmi: list[tuple[str, float]]
+    bottom_pmi: list[tuple[str, float]]
+
+
+class ComponentData(msgspec.Struct):
+    component_key: str
+    layer: str
+    component_idx: int
+    mean_ci: float
+    activation_examples: list[ActivationExample]
+    input_token_stats: TokenStats
+    output_token_stats: TokenStats
+    correlations: ComponentCorrelations
+    firing_count: int = 0
+    firing_density: float = 0.0
+
+
+class ArchitectureInfo(msgspec.Struct):
+    n_layers: int
+    c: int
+    model_class: str
+    dataset_name: str
+    dataset_description: str
+    module_c: dict[str, int] = {}
+    """Components per module path, in layout order (SPD Feb 2026 runs have per-module C)."""
+
+
+class InterpretationResult(msgspec.Struct):
+    component_key: str
+    label: str
+    confidence: Confidence
+    reasoning: str
+    raw_response: str
+    labeller: str = "claude"
+    model: str = ""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cost_usd: float = 0.0
+    timestamp: float = 0.0
+
+
+class LabelFailure(msgspec.Struct):
+    """A component that could not be labelled after retries; retried on the next start."""
+
+    component_key: str
+    reason: str
+    attempts: int
+    labeller: str = ""
+    model: str = ""
+    timestamp: float = 0.0
+
+
+def component_key(module_path: str, index: int) -> str:
+    return f"{module_path}:{index}"
+
+
+def split_component_key(key: str) -> tuple[str, int]:
+    module_path, _, index = key.rpartition(":")
+    return module_path, int(index)

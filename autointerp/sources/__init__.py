@@ -1,0 +1,1 @@
+"""Where CI values come from: SPD runs and the embedded demo."""

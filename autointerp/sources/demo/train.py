@@ -27,7 +27,7 @@ Log = Callable[[str], None]
 
 @dataclass(frozen=True)
 class LMTrainConfig:
-    steps: int = 3000
+    steps: int = 2000
     batch_size: int = 32
     lr: float = 3e-3
     warmup: int = 100
@@ -49,17 +49,17 @@ def module_c_for(n_layers: int, attention_c: int, mlp_c: int) -> dict[str, int]:
 
 @dataclass(frozen=True)
 class SPDTrainConfig:
-    steps: int = 4000
-    batch_size: int = 32
-    lr: float = 2e-3
+    steps: int = 2000
+    batch_size: int = 16
+    lr: float = 3e-3
     warmup: int = 100
-    gate_hidden: int = 8
-    faithfulness_coeff: float = 1e3
+    gate_hidden: int = 4
+    faithfulness_coeff: float = 3e4
     stochastic_recon_coeff: float = 1.0
     ci_recon_coeff: float = 1.0
-    importance_coeff: float = 3e-3
-    importance_p_start: float = 2.0
-    importance_p_end: float = 1.0
+    importance_coeff: float = 5e-2
+    importance_p_start: float = 1.0
+    importance_p_end: float = 0.5
     attention_c: int = 64
     mlp_c: int = 128
     seed: int = 1

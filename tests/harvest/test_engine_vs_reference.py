@@ -21,7 +21,7 @@ layouts = st.lists(st.integers(1, 5), min_size=1, max_size=3).map(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     layout=layouts,
     vocab=st.integers(1, 9),

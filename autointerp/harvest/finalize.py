@@ -1,8 +1,9 @@
 """Turn accumulators into `ComponentData` records, streaming, in vectorised chunks on the device.
 
 Scores are computed for a chunk of components at once; only the final top-k lists go to Python.
-PMI is ranked by its argument `co·N / (f·T)` (log is monotone) and logged afterwards, so ties are
-decided on exactly computed ratios. Lists contain only pairs with co > 0.
+PMI is ranked by its argument `co·N / (f·T)` (log is monotone) and logged afterwards, and recall
+by `co` (f is constant in a row), so ties are decided on exactly computed values. Lists contain
+only pairs with co > 0, where every score is finite by construction.
 """
 
 from __future__ import annotations
@@ -27,66 +28,75 @@ from autointerp.schemas import (
 CHUNK_ENTRIES = 2**24
 """Entries of one [components, vocab or components] score table per chunk."""
 
+Ranked = list[list[tuple[int, float]]]
+
 
 class _Decoder:
     """`decode` with a cache: each distinct token id is decoded once."""
 
     def __init__(self, decode: Callable[[int], str]) -> None:
         self._decode = decode
-        self._cache: dict[int, str] = {PAD_ID: PAD_TOKEN}
+        self.names: dict[int, str] = {PAD_ID: PAD_TOKEN}
 
-    def __call__(self, token_id: int) -> str:
-        text = self._cache.get(token_id)
-        if text is None:
-            text = self._cache[token_id] = self._decode(token_id)
-        return text
-
-
-Ranked = list[list[tuple[int, float]]]
+    def learn(self, ids: torch.Tensor) -> dict[int, str]:
+        """Decode the ids not seen yet; returns the cache for plain lookups."""
+        for token_id in torch.unique(ids).tolist():
+            if token_id not in self.names:
+                self.names[token_id] = self._decode(token_id)
+        return self.names
 
 
-def _ranked(score: torch.Tensor, valid: torch.Tensor, k: int, log: bool = False) -> Ranked:
-    cols, vals, present = topk_rows(score, valid, k)
-    if log:
-        vals = torch.log(vals.abs())
-    rows = []
-    for c_row, v_row, p_row in zip(cols.tolist(), vals.tolist(), present.tolist(), strict=True):
-        rows.append([(c, v) for c, v, p in zip(c_row, v_row, p_row, strict=True) if p])
-    return rows
+def _ranked(
+    score: torch.Tensor, valid: torch.Tensor, k: int, after: Callable[[torch.Tensor], torch.Tensor]
+) -> tuple[Ranked, torch.Tensor]:
+    """Top-k (column, after(score)) per row, and the columns tensor (to decode names)."""
+    cols, vals, n_present = topk_rows(score, valid, k)
+    shown = after(vals)
+    rows = [
+        list(zip(c_row[:m], v_row[:m], strict=True))
+        for c_row, v_row, m in zip(cols.tolist(), shown.tolist(), n_present.tolist(), strict=True)
+    ]
+    return rows, cols
+
+
+def _same(x: torch.Tensor) -> torch.Tensor:
+    return x
 
 
 def _stats(
     co: torch.Tensor, f: torch.Tensor, t: torch.Tensor, n: float, k: int, valid: torch.Tensor
-) -> list[Ranked]:
-    """(precision, recall, pmi) rankings of a chunk: `co` [R, M], `f` [R, 1], `t` [1, M]."""
-    precision = _ranked(co / t, valid, k)
-    recall = _ranked(co / f, valid, k)
-    pmi = _ranked((co * n) / (f * t), valid, k, log=True)
-    return [precision, recall, pmi]
+) -> tuple[list[Ranked], list[torch.Tensor]]:
+    """(precision, recall, pmi) of a chunk: `co` [R, M], `f` [R, 1], `t` [1, M]."""
+    precision = _ranked(co / t, valid, k, _same)
+    recall = _ranked(co, valid, k, lambda v: v / f)
+    pmi = _ranked((co * n) / (f * t), valid, k, torch.log)
+    return [precision[0], recall[0], pmi[0]], [precision[1], recall[1], pmi[1]]
 
 
-def _examples(h: Harvester, c0: int, c1: int, decode: _Decoder) -> list[list[ActivationExample]]:
+def _examples(h: Harvester, c0: int, c1: int, decoder: _Decoder) -> list[list[ActivationExample]]:
     ex = h.examples
     keys = ex.keys[c0:c1]
     w = h.context_tokens_per_side
-    active = ex.ci[c0:c1, :, w].to(torch.float64)
     used = keys != EMPTY_KEY
-    rank_ci = torch.where(used, -active, float("inf"))
+    rank_ci = torch.where(used, -ex.ci[c0:c1, :, w].to(torch.float64), float("inf"))
     # Best first: CI descending, then key ascending; empty slots last.
     order = torch.argsort(keys, dim=1, stable=True)
     order = order.gather(1, torch.argsort(rank_ci.gather(1, order), dim=1, stable=True))
     tokens = ex.tokens[c0:c1].gather(1, order[:, :, None].expand(-1, -1, ex.tokens.shape[2]))
     ci = ex.ci[c0:c1].gather(1, order[:, :, None].expand(-1, -1, ex.ci.shape[2]))
-    n_used = used.sum(1).tolist()
+    ci = torch.nan_to_num(ci, nan=0.0, posinf=0.0, neginf=0.0)
+    names = decoder.learn(ex.tokens[c0:c1][used])
     out = []
-    for n_ex, tok_rows, ci_rows in zip(n_used, tokens.tolist(), ci.tolist(), strict=True):
+    for n_ex, tok_rows, ci_rows in zip(
+        used.sum(1).tolist(), tokens.tolist(), ci.tolist(), strict=True
+    ):
         out.append(
             [
                 ActivationExample(
-                    tokens=[decode(t) for t in tok_row],
-                    ci_values=[finite(x) for x in ci_row],
+                    tokens=[names[t] for t in tok_row],
+                    ci_values=ci_row,
                     active_pos=w,
-                    active_ci=finite(ci_row[w]),
+                    active_ci=ci_row[w],
                 )
                 for tok_row, ci_row in zip(tok_rows[:n_ex], ci_rows[:n_ex], strict=True)
             ]
@@ -94,17 +104,8 @@ def _examples(h: Harvester, c0: int, c1: int, decode: _Decoder) -> list[list[Act
     return out
 
 
-def _named(ranked: list[tuple[int, float]], name: Callable[[int], str]) -> list[tuple[str, float]]:
-    return [(name(i), finite(score)) for i, score in ranked]
-
-
-def _token_stats(stats: list[Ranked], j: int, decode: _Decoder) -> TokenStats:
-    precision, recall, pmi = stats
-    return TokenStats(
-        top_precision=_named(precision[j], decode),
-        top_recall=_named(recall[j], decode),
-        top_pmi=_named(pmi[j], decode),
-    )
+def _named(ranked: list[tuple[int, float]], names: dict[int, str] | list[str]) -> list:
+    return [(names[i], score) for i, score in ranked]
 
 
 def _chunk_size(h: Harvester) -> int:
@@ -124,7 +125,7 @@ def finalize(
     equals the position in layout order and `start` is simply the count already written.
     """
     h = harvester
-    cached = _Decoder(decode)
+    decoder = _Decoder(decode)
     keys = [component_key(m, i) for m, n in h.layout for i in range(n)]
     where = [(m, i) for m, n in h.layout for i in range(n)]
     n = float(h.n_tokens)
@@ -137,16 +138,17 @@ def finalize(
             c1 = min(h.n_components, c0 + step)
             f = f_all[c0:c1, None]
             co = h.input_co[c0:c1].to(torch.float64)
-            input_stats = _stats(co, f, t_in, n, top_k, co > 0)
+            input_stats, in_cols = _stats(co, f, t_in, n, top_k, co > 0)
             co = h.output_co[c0:c1]
-            output_stats = _stats(co, f, t_out, n, top_k, co > 0)
+            output_stats, out_cols = _stats(co, f, t_out, n, top_k, co > 0)
             co = h.cooc_rows(c0, c1).to(torch.float64)
             valid = co > 0
             valid[torch.arange(c1 - c0), torch.arange(c0, c1)] = False
-            precision, recall, pmi = _stats(co, f, f_all[None], n, top_k, valid)
+            corr, _ = _stats(co, f, f_all[None], n, top_k, valid)
             ratio = (co * n) / (f * f_all[None])
-            bottom = _ranked(-ratio, valid, top_k, log=True)
-            examples = _examples(h, c0, c1, cached)
+            bottom, _ = _ranked(-ratio, valid, top_k, lambda v: torch.log(-v))
+            names = decoder.learn(torch.cat([c.flatten() for c in in_cols + out_cols]))
+            examples = _examples(h, c0, c1, decoder)
             counts = h.firing_count[c0:c1].tolist()
             ci_sums = h.ci_sum[c0:c1].tolist()
             for j in range(c1 - c0):
@@ -158,13 +160,10 @@ def finalize(
                     component_idx=idx,
                     mean_ci=finite(ci_sums[j] / n) if n else 0.0,
                     activation_examples=examples[j],
-                    input_token_stats=_token_stats(input_stats, j, cached),
-                    output_token_stats=_token_stats(output_stats, j, cached),
+                    input_token_stats=TokenStats(*(_named(s[j], names) for s in input_stats)),
+                    output_token_stats=TokenStats(*(_named(s[j], names) for s in output_stats)),
                     correlations=ComponentCorrelations(
-                        precision=_named(precision[j], keys.__getitem__),
-                        recall=_named(recall[j], keys.__getitem__),
-                        pmi=_named(pmi[j], keys.__getitem__),
-                        bottom_pmi=_named(bottom[j], keys.__getitem__),
+                        *(_named(s[j], keys) for s in corr), bottom_pmi=_named(bottom[j], keys)
                     ),
                     firing_count=counts[j],
                     firing_density=finite(counts[j] / n) if n else 0.0,

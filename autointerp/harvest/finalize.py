@@ -46,31 +46,34 @@ class _Decoder:
         return self.names
 
 
-def _ranked(
-    score: torch.Tensor, valid: torch.Tensor, k: int, after: Callable[[torch.Tensor], torch.Tensor]
-) -> tuple[Ranked, torch.Tensor]:
-    """Top-k (column, after(score)) per row, and the columns tensor (to decode names)."""
-    cols, vals, n_present = topk_rows(score, valid, k)
-    shown = after(vals)
-    rows = [
+def _rows(cols: torch.Tensor, shown: torch.Tensor, n_present: torch.Tensor) -> Ranked:
+    return [
         list(zip(c_row[:m], v_row[:m], strict=True))
         for c_row, v_row, m in zip(cols.tolist(), shown.tolist(), n_present.tolist(), strict=True)
     ]
-    return rows, cols
-
-
-def _same(x: torch.Tensor) -> torch.Tensor:
-    return x
 
 
 def _stats(
-    co: torch.Tensor, f: torch.Tensor, t: torch.Tensor, n: float, k: int, valid: torch.Tensor
-) -> tuple[list[Ranked], list[torch.Tensor]]:
-    """(precision, recall, pmi) of a chunk: `co` [R, M], `f` [R, 1], `t` [1, M]."""
-    precision = _ranked(co / t, valid, k, _same)
-    recall = _ranked(co, valid, k, lambda v: v / f)
-    pmi = _ranked((co * n) / (f * t), valid, k, torch.log)
-    return [precision[0], recall[0], pmi[0]], [precision[1], recall[1], pmi[1]]
+    co: torch.Tensor, f: torch.Tensor, t: torch.Tensor, n: float, k: int, bottom: bool = False
+) -> tuple[list[Ranked], torch.Tensor]:
+    """(precision, recall, pmi[, bottom pmi]) of a chunk: `co` [R, M] (0 = never together),
+    `f` [R, 1], `t` [1, M]; and the columns that were picked (to decode their names).
+
+    Within a row f is constant, so PMI ranks exactly like precision (`co/t`) and recall like
+    `co`: two rankings serve three lists, and scores are computed only for the picked entries.
+    """
+    precision_key = (co / t).nan_to_num_(nan=0.0)  # 0/0 where t (and so co) is 0
+    cols, precision, n_p = topk_rows(precision_key, k)
+    co_p = co.gather(1, cols).to(torch.float64)
+    pmi = torch.log((co_p * n) / (f * t[0, cols]))
+    cols_r, co_r, n_r = topk_rows(co, k)
+    lists = [_rows(cols, precision, n_p), _rows(cols_r, co_r / f, n_r), _rows(cols, pmi, n_p)]
+    if bottom:
+        low_key = torch.where(co > 0, precision_key, float("inf")).neg_()
+        cols_b, _, n_b = topk_rows(low_key, k, floor=float("-inf"))
+        co_b = co.gather(1, cols_b).to(torch.float64)
+        lists.append(_rows(cols_b, torch.log((co_b * n) / (f * t[0, cols_b])), n_b))
+    return lists, torch.cat([cols, cols_r], dim=1)
 
 
 def _examples(h: Harvester, c0: int, c1: int, decoder: _Decoder) -> list[list[ActivationExample]]:
@@ -137,17 +140,12 @@ def finalize(
         for c0 in range(start, h.n_components, step):
             c1 = min(h.n_components, c0 + step)
             f = f_all[c0:c1, None]
-            co = h.input_co[c0:c1].to(torch.float64)
-            input_stats, in_cols = _stats(co, f, t_in, n, top_k, co > 0)
-            co = h.output_co[c0:c1]
-            output_stats, out_cols = _stats(co, f, t_out, n, top_k, co > 0)
-            co = h.cooc_rows(c0, c1).to(torch.float64)
-            valid = co > 0
-            valid[torch.arange(c1 - c0), torch.arange(c0, c1)] = False
-            corr, _ = _stats(co, f, f_all[None], n, top_k, valid)
-            ratio = (co * n) / (f * f_all[None])
-            bottom, _ = _ranked(-ratio, valid, top_k, lambda v: torch.log(-v))
-            names = decoder.learn(torch.cat([c.flatten() for c in in_cols + out_cols]))
+            input_stats, in_cols = _stats(h.input_co[c0:c1], f, t_in, n, top_k)
+            output_stats, out_cols = _stats(h.output_co[c0:c1], f, t_out, n, top_k)
+            co = h.cooc_rows(c0, c1)
+            co[torch.arange(c1 - c0), torch.arange(c0, c1)] = 0  # a component is not its own pair
+            corr, _ = _stats(co, f, f_all[None], n, top_k, bottom=True)
+            names = decoder.learn(torch.cat([in_cols.flatten(), out_cols.flatten()]))
             examples = _examples(h, c0, c1, decoder)
             counts = h.firing_count[c0:c1].tolist()
             ci_sums = h.ci_sum[c0:c1].tolist()
@@ -162,9 +160,7 @@ def finalize(
                     activation_examples=examples[j],
                     input_token_stats=TokenStats(*(_named(s[j], names) for s in input_stats)),
                     output_token_stats=TokenStats(*(_named(s[j], names) for s in output_stats)),
-                    correlations=ComponentCorrelations(
-                        *(_named(s[j], keys) for s in corr), bottom_pmi=_named(bottom[j], keys)
-                    ),
+                    correlations=ComponentCorrelations(*(_named(s[j], keys) for s in corr)),
                     firing_count=counts[j],
                     firing_density=finite(counts[j] / n) if n else 0.0,
                 )

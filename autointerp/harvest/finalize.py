@@ -25,7 +25,7 @@ from autointerp.schemas import (
     finite,
 )
 
-CHUNK_ENTRIES = 2**24
+FINALIZE_CHUNK_ENTRIES = 2**24
 """Entries of one [components, vocab or components] score table per chunk."""
 
 Ranked = list[list[tuple[int, float]]]
@@ -112,7 +112,7 @@ def _named(ranked: list[tuple[int, float]], names: dict[int, str] | list[str]) -
 
 
 def _chunk_size(h: Harvester) -> int:
-    return max(1, CHUNK_ENTRIES // max(h.vocab_size, h.n_components))
+    return max(1, FINALIZE_CHUNK_ENTRIES // max(h.vocab_size, h.n_components))
 
 
 def finalize(

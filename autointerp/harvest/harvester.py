@@ -21,7 +21,7 @@ from autointerp.harvest.kernels import csr_rows, mask_product, sparse_row_sums
 log = logging.getLogger(__name__)
 
 INT32_LIMIT = 2**31 - 1
-BLOCK_ENTRIES = 2**25
+BLOCK_ENTRIES = 2**26
 """Entries of the [positions, components] masks of one block: the tables are read and written once
 per block, so blocks are as large as memory allows."""
 CHUNK_ENTRIES = 2**23
@@ -32,7 +32,7 @@ STATE_VERSION = 1
 
 def block_positions(n_components: int) -> int:
     """Positions per block: bounds the mask, the index lists and the int8 matmul's inner size."""
-    return max(64, BLOCK_ENTRIES // max(1, n_components))
+    return min(2**24 - 1, max(64, BLOCK_ENTRIES // max(1, n_components)))
 
 
 class Harvester:
@@ -84,7 +84,8 @@ class Harvester:
     def update(self, tokens: torch.Tensor, ci: torch.Tensor, output_probs: torch.Tensor) -> None:
         """Accumulate one batch: `tokens` [B,S] ints, `ci` [B,S,C], `output_probs` [B,S,V]."""
         tokens, ci, output_probs = self._check(tokens, ci, output_probs)
-        with torch.autocast(self.device.type, enabled=False), torch.no_grad():
+        # Inference mode works whether the tables were made inside or outside of it.
+        with torch.autocast(self.device.type, enabled=False), torch.inference_mode():
             self._update(tokens, ci, output_probs)
 
     def _check(
@@ -123,9 +124,10 @@ class Harvester:
         self.token_count += torch.bincount(tok, minlength=v)
         self.output_mass += probs2.sum(0, dtype=torch.float64)
         self.ci_sum += ci2.sum(0, dtype=torch.float64)
-        for p0 in range(0, n_pos, self.block_positions):
-            p1 = min(n_pos, p0 + self.block_positions)
-            self._update_block(p0, p1, tok, ci2, probs2, s)
+        n_blocks = -(-n_pos // self.block_positions)
+        block = -(-n_pos // n_blocks)  # balanced: no small last block re-reading the tables
+        for p0 in range(0, n_pos, block):
+            self._update_block(p0, min(n_pos, p0 + block), tok, ci2, probs2, s)
         self.n_tokens += n_pos
         self.n_batches += 1
 
@@ -171,6 +173,8 @@ class Harvester:
             both[:, : a1 - a0] = both[:, : a1 - a0].triu()
             self.cooc.index_put_((rows[:, None], alive[None, a0:]), both, accumulate=True)
 
+        if not self.examples_per_component:
+            return
         # Drawn keys lie in [0, EMPTY_KEY): never equal to the empty-slot key.
         keys = torch.randint(
             0, EMPTY_KEY, (comp.numel(),), generator=self.generator, device=self.device
@@ -192,6 +196,10 @@ class Harvester:
 
     def merge(self, other: Harvester) -> None:
         """Add the statistics of `other`, which saw data disjoint from this one's."""
+        with torch.inference_mode():
+            self._merge(other)
+
+    def _merge(self, other: Harvester) -> None:
         mine = (self.layout, self.vocab_size, self.ci_threshold, self.examples_per_component)
         theirs = (other.layout, other.vocab_size, other.ci_threshold, other.examples_per_component)
         if mine != theirs or self.context_tokens_per_side != other.context_tokens_per_side:

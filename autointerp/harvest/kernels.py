@@ -8,9 +8,12 @@ summed by a sparse (CSR) matmul in float64, touching only the firing positions.
 
 from __future__ import annotations
 
+import logging
 import warnings
 
 import torch
+
+log = logging.getLogger(__name__)
 
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
 
@@ -27,19 +30,41 @@ def _round_up(n: int, m: int) -> int:
     return -(-n // m) * m
 
 
+_INT_MM_FAILED: set[str] = set()
+"""Device types whose int8 GEMM raised once: they use the float32 path from then on."""
+
+
+def mask_product_float(a_t: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """`a_t @ b` of 0/1 masks through float32: exact while the inner size R < 2^24.
+
+    Every product is 0 or 1 and every partial sum an integer <= R, which float32 (and TF32, whose
+    inputs 0 and 1 are exact) represents exactly.
+    """
+    if a_t.shape[1] >= 2**24:
+        raise ValueError("float32 mask products are exact only for fewer than 2^24 positions")
+    return (a_t.to(torch.float32) @ b.to(torch.float32)).to(torch.int32)
+
+
 def mask_product(a_t: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """`a_t @ b` for int8 0/1 masks `a_t` [Q, R] and `b` [R, N]: exact int32 counts [Q, N].
 
     CUDA's int8 GEMM wants more than 16 rows and inner/outer sizes that are multiples of 8: pad with
-    zeros (which add nothing) and crop.
+    zeros (which add nothing) and crop. Where the int8 GEMM is unavailable, use float32.
     """
-    if a_t.device.type != "cuda":
-        return torch._int_mm(a_t, b)
-    q, r = a_t.shape
-    n = b.shape[1]
-    qp, rp, np_ = max(17, q), max(16, _round_up(r, 8)), max(8, _round_up(n, 8))
-    out = torch._int_mm(_pad_to(a_t, qp, rp), _pad_to(b, rp, np_))
-    return out[:q, :n]
+    kind = a_t.device.type
+    if kind in _INT_MM_FAILED:
+        return mask_product_float(a_t, b)
+    try:
+        if kind != "cuda":
+            return torch._int_mm(a_t, b)
+        q, r = a_t.shape
+        n = b.shape[1]
+        qp, rp, np_ = max(17, q), max(16, _round_up(r, 8)), max(8, _round_up(n, 8))
+        return torch._int_mm(_pad_to(a_t, qp, rp), _pad_to(b, rp, np_))[:q, :n]
+    except RuntimeError as e:
+        log.warning("int8 GEMM unavailable on %s (%s): counting with float32 matmuls", kind, e)
+        _INT_MM_FAILED.add(kind)
+        return mask_product_float(a_t, b)
 
 
 def csr_rows(rows: torch.Tensor, n_rows: int) -> torch.Tensor:

@@ -18,9 +18,23 @@ log = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
 
 
+def _canonical(x: torch.Tensor) -> torch.Tensor:
+    """A row-major copy with textbook strides.
+
+    `torch._int_mm` reads strides literally, and `.contiguous()` keeps any stride on a size-1
+    dimension (a transposed [1, R] view stays (1, 1)): with it, torch 2.13's CPU kernel returns
+    garbage. Found by tests/harvest/test_kernels.py.
+    """
+    if x.stride() == (x.shape[1], 1):
+        return x
+    out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+    out.copy_(x)
+    return out
+
+
 def _pad_to(x: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
     if x.shape == (rows, cols):
-        return x.contiguous()
+        return _canonical(x)
     out = x.new_zeros(rows, cols)
     out[: x.shape[0], : x.shape[1]] = x
     return out
@@ -56,7 +70,7 @@ def mask_product(a_t: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return mask_product_float(a_t, b)
     try:
         if kind != "cuda":
-            return torch._int_mm(a_t, b)
+            return torch._int_mm(_canonical(a_t), _canonical(b))
         q, r = a_t.shape
         n = b.shape[1]
         qp, rp, np_ = max(17, q), max(16, _round_up(r, 8)), max(8, _round_up(n, 8))

@@ -40,7 +40,8 @@ class _Decoder:
 
     def learn(self, ids: torch.Tensor) -> dict[int, str]:
         """Decode the ids not seen yet; returns the cache for plain lookups."""
-        for token_id in torch.unique(ids).tolist():
+        present = torch.bincount(ids.flatten() + 1)  # ids >= PAD_ID = -1; no sort, unlike unique
+        for token_id in (torch.nonzero(present).squeeze(1) - 1).tolist():
             if token_id not in self.names:
                 self.names[token_id] = self._decode(token_id)
         return self.names

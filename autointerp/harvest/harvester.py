@@ -183,7 +183,10 @@ class Harvester:
 
     def cooc_rows(self, c0: int, c1: int) -> torch.Tensor:
         """Full co-occurrence rows [c1-c0, C]; the table itself holds only pairs c <= d."""
-        rows = self.cooc[c0:c1] + self.cooc[:, c0:c1].t()
+        rows = self.cooc[c0:c1].clone()
+        # U[d, c] for d < c: a row-major copy of the column slab, then a blocked transpose.
+        lower = self.cooc[:c1, c0:c1].contiguous().t().contiguous()
+        rows[:, :c1] += lower
         idx = torch.arange(c1 - c0, device=self.device)
         rows[idx, idx + c0] = self.cooc[idx + c0, idx + c0]
         return rows

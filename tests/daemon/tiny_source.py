@@ -1,0 +1,84 @@
+"""A tiny real torch model implementing the `Source` protocol, for daemon tests.
+
+A few "modules" with different numbers of components: each computes CI as `clamp(x W + b, 0, 1)`
+from the token embeddings, so CI is exactly 0 for many (token, component) pairs and some
+components never fire (dead). Batches are a deterministic function of their index, so
+`batches(start=i)` is exactly the tail of `batches()`. An optional per-step delay lets the chaos
+tests kill the daemon inside each phase. Load it with the spec `py:tests.daemon.tiny_source:make`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+
+import torch
+
+from autointerp.schemas import ArchitectureInfo
+
+VOCAB = 48
+EMBED = 8
+LAYOUT: list[tuple[str, int]] = [("layers.0.mlp", 6), ("layers.0.attn", 4), ("layers.1.mlp", 5)]
+DEAD_COMPONENT = ("layers.1.mlp", 4)
+"""A component whose bias keeps it below zero for every token: it never fires."""
+
+DEFAULTS = {"n_batches": 12, "batch_size": 4, "context_length": 16}
+
+
+class TinySource:
+    """Deterministic tiny decomposed model; `step_delay` seconds of sleep per batch."""
+
+    def __init__(self, step_delay: float = 0.0, n_data_batches: int = 10_000, seed: int = 0):
+        self.run_id = "tiny"
+        self.description = "tiny test model"
+        self.layout = list(LAYOUT)
+        self.vocab_size = VOCAB
+        self.device = torch.device("cpu")
+        self.harvest_defaults = dict(DEFAULTS)
+        self.step_delay = step_delay
+        self._n_data_batches = n_data_batches
+        n_total = sum(c for _, c in LAYOUT)
+        self.architecture = ArchitectureInfo(
+            n_layers=2,
+            c=max(c for _, c in LAYOUT),
+            model_class="tests.daemon.tiny_source.TinySource",
+            dataset_name="tiny-synthetic",
+            dataset_description="deterministic pseudo-random token ids",
+            module_c=dict(LAYOUT),
+        )
+        g = torch.Generator().manual_seed(seed)
+        self._embed = torch.randn(VOCAB, EMBED, generator=g)
+        self._w = torch.randn(EMBED, n_total, generator=g) * 0.8
+        self._b = torch.randn(n_total, generator=g) * 0.3 - 0.4
+        dead = sum(c for _, c in LAYOUT[:2]) + DEAD_COMPONENT[1]
+        self._b[dead] = -1e6
+        self._unembed = torch.randn(EMBED, VOCAB, generator=g)
+
+    def decode(self, token_id: int) -> str:
+        return f"t{token_id}"
+
+    def batches(
+        self, batch_size: int, context_length: int, start: int = 0
+    ) -> Iterator[torch.Tensor]:
+        for index in range(start, self._n_data_batches):
+            g = torch.Generator().manual_seed(1_000_003 * (index + 1))
+            yield torch.randint(0, VOCAB, (batch_size, context_length), generator=g)
+
+    def step(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.step_delay:
+            time.sleep(self.step_delay)
+        with torch.inference_mode():
+            h = self._embed[tokens]
+            ci = torch.clamp(h @ self._w + self._b, 0.0, 1.0)
+            probs = torch.softmax(h @ self._unembed, dim=-1)
+        return ci.float(), probs.float()
+
+    def fingerprint(self) -> dict[str, str]:
+        return {"model": "tiny", "vocab": str(VOCAB), "layout": repr(LAYOUT)}
+
+
+def make(**kwargs: object) -> TinySource:
+    """Factory for the `py:` spec; `TINY_STEP_DELAY` (seconds) slows each batch for chaos tests."""
+    delay = float(os.environ.get("TINY_STEP_DELAY", "0"))
+    return TinySource(step_delay=delay)

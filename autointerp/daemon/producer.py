@@ -164,6 +164,7 @@ class HarvestProducer:
                 self._checkpoint(harvester, batches_done)
                 saved_at = batches_done
                 last_checkpoint = time.monotonic()
+        self.state.update(last_batch_at=time.time())
         log.info("harvest: all %d batches done (%d tokens)", batches_done, harvester.n_tokens)
         self._start_final_checkpoint(harvester, batches_done)
         return harvester

@@ -37,6 +37,8 @@ class RunState(msgspec.Struct, kw_only=True):
     n_tokens: int = 0
     n_components: int = 0
     last_checkpoint_at: float | None = None
+    last_batch_at: float | None = None
+    """When the last harvest batch finished (labelling should start within seconds of it)."""
     harvest_completed_at: float | None = None
     finalize_completed_at: float | None = None
     labelling_completed_at: float | None = None

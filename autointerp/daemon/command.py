@@ -11,7 +11,6 @@ import asyncio
 import logging
 import sys
 
-import msgspec
 from rich.console import Console
 
 from autointerp.daemon.config import HarvestConfig, reconcile_config
@@ -27,7 +26,7 @@ from autointerp.daemon.shutdown import Shutdown
 from autointerp.errors import UserError
 from autointerp.interpret.base import FatalLabellerError, Labeller
 from autointerp.sources.base import Source
-from autointerp.store import RunDir, RunLock, data_dir_from, iter_jsonl
+from autointerp.store import RunDir, RunLock, data_dir_from
 
 log = logging.getLogger(__name__)
 
@@ -125,15 +124,12 @@ async def _run_locked(
         log.warning("--force-new-harvest: the previous run's files were moved to %s", backup)
     log.info("run %s in %s (source %s)", source.run_id, run.root, source.description)
     state = StateFile(run)
-    labelled_before, cost_before = _results_so_far(run)
     progress = SharedProgress(
         run_id=source.run_id,
         source=source.description,
         device=str(source.device),
         labeller=labeller_text,
         n_batches=config.n_batches,
-        labelled_before=labelled_before,
-        cost_before_usd=cost_before,
     )
     pool = None
     if labeller is not None:
@@ -214,19 +210,3 @@ def _config(args: argparse.Namespace, source: Source) -> HarvestConfig:
         seed=args.seed,
         architecture=source.architecture,
     )
-
-
-class _ResultCost(msgspec.Struct):
-    component_key: str
-    cost_usd: float = 0.0
-
-
-def _results_so_far(run: RunDir) -> tuple[int, float]:
-    """(labelled components, their cost) from earlier starts."""
-    keys: set[str] = set()
-    cost = 0.0
-    for r in iter_jsonl(run.results_path, _ResultCost):
-        if r.component_key not in keys:
-            keys.add(r.component_key)
-            cost += r.cost_usd
-    return len(keys), cost

@@ -63,7 +63,6 @@ def render(view: View) -> RenderableType:
     grid.add_column(width=10)
     grid.add_column()
     grid.add_column()
-    _row(grid, "labeller", "", clean(view.labeller))
     _row(grid, "harvest", _bar(view.batches_done, view.n_batches), _harvest_text(view))
     finalize = f"{view.components_written}/{view.n_components} components"
     if view.components_written:
@@ -74,7 +73,8 @@ def render(view: View) -> RenderableType:
         _row(grid, "labelling", _bar(view.labelled, alive), _labelling_text(view))
         for line in _labelling_details(view, view.labelling):
             _row(grid, "", "", line)
-    parts: list[RenderableType] = [header, grid]
+    labeller = Text.assemble(("labeller ", "bold"), clean(view.labeller))
+    parts: list[RenderableType] = [header, labeller, grid]
     if view.last_error:
         parts.append(Text("last error: " + clean(view.last_error, 300), style="red"))
     if view.labelling is not None and view.labelling.recent:

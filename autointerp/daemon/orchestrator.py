@@ -149,8 +149,6 @@ class Orchestrator:
                 cost_usd=snap.cost_usd,
                 budget_usd=snap.budget_usd,
                 last_error=stats.last_error,
-                recent=tuple(
-                    LabelLine(r.component_key, r.label, r.confidence) for r in snap.recent
-                ),
+                recent=tuple(LabelLine(r.key, r.label, r.confidence) for r in snap.recent),
             ),
         )

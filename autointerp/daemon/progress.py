@@ -26,6 +26,7 @@ class LabellingView:
     """What the dashboard shows about labelling (copied from the pool's snapshot)."""
 
     done: int = 0
+    """Components with a label (earlier starts included)."""
     failed: int = 0
     skipped: int = 0
     in_flight: int = 0
@@ -38,6 +39,7 @@ class LabellingView:
     ratelimit_tokens_remaining: int | None = None
     paused_until: float | None = None
     cost_usd: float = 0.0
+    """Spent on the run so far, earlier starts included."""
     budget_usd: float | None = None
     last_error: str | None = None
     recent: tuple[LabelLine, ...] = ()
@@ -67,8 +69,6 @@ class View:
     components_written: int = 0
     alive_written: int = 0
     alive_total: int | None = None
-    labelled_before: int = 0
-    cost_before_usd: float = 0.0
     queue_depth: int = 0
     labelling: LabellingView | None = None
     last_error: str | None = None
@@ -89,8 +89,7 @@ class View:
 
     @property
     def labelled(self) -> int:
-        """Components with a label, from earlier starts and this one."""
-        return self.labelled_before + (self.labelling.done if self.labelling else 0)
+        return self.labelling.done if self.labelling else 0
 
     @property
     def failed(self) -> int:
@@ -99,18 +98,17 @@ class View:
     @property
     def remaining(self) -> int | None:
         """Alive components still without a label (None until the alive count is known)."""
-        alive = self.alive_total if self.alive_total is not None else None
-        if alive is None:
+        if self.alive_total is None:
             return None
-        return max(0, alive - self.labelled)
+        return max(0, self.alive_total - self.labelled)
 
     @property
     def cost_usd(self) -> float:
-        return self.cost_before_usd + (self.labelling.cost_usd if self.labelling else 0.0)
+        return self.labelling.cost_usd if self.labelling else 0.0
 
     @property
     def projected_cost_usd(self) -> float | None:
-        """Cost so far plus the remaining components at this session's mean cost per label."""
+        """Cost so far plus the remaining components at the mean cost per label so far."""
         lab = self.labelling
         if lab is None or lab.done == 0 or self.remaining is None:
             return None

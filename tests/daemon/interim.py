@@ -146,6 +146,12 @@ def load_checkpoint(directory: Path, device: torch.device) -> tuple[Harvester, d
     return Harvester.from_state_dict(blob["harvester"], device), blob["extra"]
 
 
+class RecentLabel(msgspec.Struct):
+    key: str
+    label: str
+    confidence: str
+
+
 class PoolSnapshot(msgspec.Struct):
     done: int
     failed: int
@@ -154,7 +160,7 @@ class PoolSnapshot(msgspec.Struct):
     concurrency_limit: int
     cost_usd: float
     budget_usd: float | None
-    recent: list[InterpretationResult]
+    recent: list[RecentLabel]
     labeller: LabellerStats
 
 
@@ -175,6 +181,7 @@ class LabellingPool:
         self.max_concurrent = max_concurrent
         self.budget_usd = budget_usd
         self._stopping = False
+        self.done_before = len(read_keys(run.results_path)[0])
         self.done = self.failed = self.skipped = self.in_flight = 0
         self.recent: list[InterpretationResult] = []
 
@@ -219,14 +226,14 @@ class LabellingPool:
 
     def snapshot(self) -> PoolSnapshot:
         return PoolSnapshot(
-            self.done,
+            self.done + self.done_before,
             self.failed,
             self.skipped,
             self.in_flight,
             self.max_concurrent,
             0.0,
             self.budget_usd,
-            list(self.recent),
+            [RecentLabel(r.component_key, r.label, r.confidence) for r in self.recent],
             self.labeller.stats(),
         )
 

@@ -27,6 +27,7 @@ from autointerp.interpret.base import (
     Labeller,
     LabellerStats,
 )
+from autointerp.interpret.defaults import API_KEY_ENV, DEFAULT_MODEL
 from autointerp.interpret.pricing import Usage, cost_of
 from autointerp.interpret.prompt import Prompt, render_prompt
 from autointerp.interpret.ratelimit import (
@@ -42,8 +43,6 @@ from autointerp.schemas import ArchitectureInfo, ComponentData, InterpretationRe
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "claude-haiku-4-5-20251001"
-API_KEY_ENV = "ANTHROPIC_API_KEY"
 MAX_TOKENS = 1024
 MAX_RETRY_AFTER_S = 900.0
 CHARS_PER_TOKEN = 3.5

@@ -169,5 +169,10 @@ def _explain(ref: WandbRunRef, action: str, e: Exception) -> str:
 
 
 def _first_line(e: Exception) -> str:
-    lines = str(e).strip().splitlines()
+    """The first line of an error, with the API key masked should the error quote it."""
+    text = str(e)
+    key = os.environ.get("WANDB_API_KEY")
+    if key:
+        text = text.replace(key, "***")
+    lines = text.strip().splitlines()
     return lines[0][:300] if lines else ""

@@ -43,12 +43,13 @@ class TinySource:
         layout: list[tuple[str, int]] = LAYOUT,
         n_data_batches: int = 10_000,
         seed: int = 0,
+        device: torch.device | str = "cpu",
     ) -> None:
         self.run_id = "tiny"
         self.description = "tiny test model"
         self.layout = list(layout)
         self.vocab_size = VOCAB
-        self.device = torch.device("cpu")
+        self.device = torch.device(device)
         self.harvest_defaults = dict(DEFAULTS)
         self.step_delay = step_delay
         self.decode_delay = decode_delay
@@ -69,6 +70,8 @@ class TinySource:
         self.dead_key = f"{self.layout[-1][0]}:{DEAD_INDEX}"
         self._b[n_total - self.layout[-1][1] + DEAD_INDEX] = -1e6
         self._unembed = torch.randn(EMBED, VOCAB, generator=g)
+        for name in ("_embed", "_w", "_b", "_unembed"):
+            setattr(self, name, getattr(self, name).to(self.device))
 
     def decode(self, token_id: int) -> str:
         if self.decode_delay:
@@ -80,7 +83,8 @@ class TinySource:
     ) -> Iterator[torch.Tensor]:
         for index in range(start, self._n_data_batches):
             g = torch.Generator().manual_seed(1_000_003 * (index + 1))
-            yield torch.randint(0, VOCAB, (batch_size, context_length), generator=g)
+            tokens = torch.randint(0, VOCAB, (batch_size, context_length), generator=g)
+            yield tokens.to(self.device)
 
     def step(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.step_delay:
@@ -95,7 +99,7 @@ class TinySource:
         return {"model": "tiny", "vocab": str(VOCAB), "layout": repr(self.layout)}
 
 
-def make(**kwargs: object) -> TinySource:
+def make(device: torch.device | str = "cpu") -> TinySource:
     """Factory for the `py:` spec. Environment knobs for the chaos tests: `TINY_STEP_DELAY` and
     `TINY_DECODE_DELAY` (seconds per batch / per decoded token), `TINY_WIDE=1` (more components).
     """
@@ -104,4 +108,5 @@ def make(**kwargs: object) -> TinySource:
         step_delay=float(env.get("TINY_STEP_DELAY", "0")),
         decode_delay=float(env.get("TINY_DECODE_DELAY", "0")),
         layout=WIDE_LAYOUT if env.get("TINY_WIDE") == "1" else LAYOUT,
+        device=device,
     )

@@ -43,7 +43,7 @@ def _money(x: float | None) -> str:
 
 
 def _bar(done: int, total: int) -> ProgressBar:
-    return ProgressBar(total=max(total, 1), completed=min(done, max(total, 1)), width=30)
+    return ProgressBar(total=max(total, 1), completed=min(done, max(total, 1)), width=20)
 
 
 def _row(table: Table, name: str, *cells: RenderableType | str) -> None:
@@ -60,7 +60,7 @@ def render(view: View) -> RenderableType:
         f" · up {duration(view.now - view.started_at)}",
     )
     grid = Table.grid(padding=(0, 1))
-    grid.add_column(width=10)
+    grid.add_column(width=9)
     grid.add_column()
     grid.add_column()
     _row(grid, "harvest", _bar(view.batches_done, view.n_batches), _harvest_text(view))
@@ -100,16 +100,15 @@ def _harvest_text(view: View) -> str:
 def _labelling_text(view: View) -> str:
     remaining = "?" if view.remaining is None else str(view.remaining)
     return (
-        f"done {view.labelled} · failed {view.failed} · remaining {remaining} · "
-        f"queue {view.queue_depth}"
+        f"{view.labelled} done · {view.failed} failed · {remaining} left · queue {view.queue_depth}"
     )
 
 
 def _labelling_details(view: View, lab: LabellingView) -> list[str]:
     lines = [
         f"in flight {lab.in_flight}/{lab.concurrency_limit}"
-        f" · {lab.requests_per_minute:,.1f} req/min"
-        f" · {lab.tokens_per_minute:,.0f} tok/min · retries {lab.retries}"
+        f" · {lab.requests_per_minute:,.0f} req/min"
+        f" · {lab.tokens_per_minute:,.0f} tok/min · {lab.retries} retries"
     ]
     headroom = []
     if lab.ratelimit_requests_remaining is not None:

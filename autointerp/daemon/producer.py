@@ -100,7 +100,13 @@ class HarvestProducer:
             tokens_per_batch=self.config.batch_size * self.config.context_length,
         )
         if state.finalize_complete:
-            self.progress.update(phase="label", alive_total=alive)
+            self.progress.update(
+                phase="label",
+                alive_total=alive,
+                batches_done=state.batches_done,
+                resumed_from_batch=state.batches_done,
+                n_tokens=state.n_tokens,
+            )
             self.state.record_start(state.batches_done, written)
             self._requeue_written(emit)
             return

@@ -15,7 +15,6 @@ from rich.console import Console
 
 from autointerp.daemon.config import HarvestConfig, reconcile_config
 from autointerp.daemon.dashboard import Dashboard
-from autointerp.daemon.deps import LabellingPool, build_labeller, open_source
 from autointerp.daemon.logs import attach_file_log, flush_all, setup_console_log
 from autointerp.daemon.options import add_daemon_arguments, choose_labeller, harvest_sizes
 from autointerp.daemon.orchestrator import Orchestrator
@@ -25,7 +24,10 @@ from autointerp.daemon.run_state import StateFile
 from autointerp.daemon.shutdown import Shutdown
 from autointerp.errors import UserError
 from autointerp.interpret.base import FatalLabellerError, Labeller
+from autointerp.interpret.options import build_labeller
+from autointerp.interpret.pool import LabellingPool
 from autointerp.sources.base import Source
+from autointerp.sources.open import open_source
 from autointerp.store import RunDir, RunLock, data_dir_from
 
 log = logging.getLogger(__name__)

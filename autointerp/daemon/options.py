@@ -6,7 +6,8 @@ import argparse
 import os
 from typing import Any
 
-from autointerp.daemon.deps import add_labelling_arguments, add_source_arguments
+from autointerp.interpret.options import add_labelling_arguments
+from autointerp.sources.open import add_source_arguments
 
 FALLBACK_DEFAULTS = {"n_batches": 1000, "batch_size": 32, "context_length": 512}
 """Harvest size when the source suggests none."""

@@ -11,15 +11,16 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from autointerp.daemon.deps import LabellingPool
 from autointerp.daemon.producer import HarvestProducer
 from autointerp.daemon.progress import LabelLine, LabellingView, SharedProgress
 from autointerp.daemon.run_state import StateFile
 from autointerp.daemon.shutdown import Shutdown
+from autointerp.interpret.pool import LabellingPool
 from autointerp.schemas import ComponentData
 
 log = logging.getLogger(__name__)
@@ -56,20 +57,24 @@ class Orchestrator:
         self.shutdown = shutdown
         self.grace_period = grace_period
         self.queue: asyncio.Queue[ComponentData | None] = asyncio.Queue(maxsize=queue_size)
+        self._no_consumer = threading.Event()
+        """Set once labelling ended early (budget): finalize goes on writing, nothing is queued."""
 
     def _emitter(self, loop: asyncio.AbstractEventLoop) -> Callable[[ComponentData], bool]:
         """`emit` for the harvest thread: blocks while the queue is full, gives up on stop."""
 
         def emit(component: ComponentData) -> bool:
+            if self._no_consumer.is_set():
+                return True
             future = asyncio.run_coroutine_threadsafe(self.queue.put(component), loop)
             while True:
                 try:
                     future.result(timeout=0.2)
                     return True
                 except concurrent.futures.TimeoutError:
-                    if self.shutdown.requested:
+                    if self.shutdown.requested or self._no_consumer.is_set():
                         future.cancel()
-                        return False
+                        return not self.shutdown.requested
 
         return emit
 
@@ -94,6 +99,8 @@ class Orchestrator:
                         self.shutdown.request("error")
                     elif task is harvest and labelling is not None and not self.shutdown.requested:
                         end_marker = asyncio.create_task(self.queue.put(None))
+                    elif task is labelling and not self.shutdown.requested:
+                        self._labelling_ended_early()
         finally:
             for task in (publisher, end_marker):
                 if task is not None:
@@ -101,11 +108,26 @@ class Orchestrator:
             self._publish()
         stopped = self.shutdown.requested
         complete = error is None and not stopped and self.state.get().finalize_complete
-        if complete and self.pool is not None and self.pool.snapshot().failed == 0:
+        if complete and self.pool is not None and self._all_labelled():
             self.state.update(labelling_complete=True, labelling_completed_at=time.time())
         phase = "stopped" if stopped or error else self.state.get().phase
         self.progress.update(phase=phase)
         return Outcome(error, stopped, complete)
+
+    def _all_labelled(self) -> bool:
+        assert self.pool is not None
+        snap = self.pool.snapshot()
+        alive = self.progress.snapshot().alive_total
+        return snap.stop_reason == "done" and alive is not None and snap.done >= alive
+
+    def _labelling_ended_early(self) -> None:
+        """The pool stopped on its own (budget reached) while finalize may still be running."""
+        self._no_consumer.set()
+        reason = self.pool.snapshot().stop_reason if self.pool is not None else None
+        if reason not in (None, "done"):
+            message = f"labelling stopped: {reason}; the rest is labelled on the next start"
+            log.warning(message)
+            self.progress.update(last_error=message)
 
     def _begin_stop(
         self, loop: asyncio.AbstractEventLoop, labelling: asyncio.Future[None] | None

@@ -1,14 +1,12 @@
-"""INTERIM stand-ins for the harvest engine and the labelling pool, with their exact API names.
+"""INTERIM stand-in for the harvest engine, with its exact API names.
 
-Used only until the `harvest` and `interpret` branches land in `main` (then this file is deleted):
+Used only until the `harvest` branch's checkpoint API lands in `main` (then this file is deleted):
 they let the orchestrator, the signals and the chaos tests run now. The statistics are simple
 but exact (firing counts, mean CI, first-k examples), so resume-equals-uninterrupted is testable.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,16 +14,13 @@ from typing import Any
 import msgspec
 import torch
 
-from autointerp.interpret.base import FatalLabellerError, LabelError, LabellerStats
 from autointerp.schemas import (
     ActivationExample,
     ComponentCorrelations,
     ComponentData,
-    InterpretationResult,
-    LabelFailure,
     TokenStats,
 )
-from autointerp.store import JsonlAppender, RunDir, read_keys, write_bytes_atomic
+from autointerp.store import write_bytes_atomic
 
 
 class HarvestSummary(msgspec.Struct):
@@ -144,125 +139,3 @@ def load_checkpoint(directory: Path, device: torch.device) -> tuple[Harvester, d
         return None
     blob = torch.load(path, weights_only=False)
     return Harvester.from_state_dict(blob["harvester"], device), blob["extra"]
-
-
-class RecentLabel(msgspec.Struct):
-    key: str
-    label: str
-    confidence: str
-
-
-class PoolSnapshot(msgspec.Struct):
-    done: int
-    failed: int
-    skipped: int
-    in_flight: int
-    concurrency_limit: int
-    cost_usd: float
-    budget_usd: float | None
-    recent: list[RecentLabel]
-    labeller: LabellerStats
-
-
-class LabellingPool:
-    def __init__(
-        self,
-        labeller: Any,
-        architecture: Any,
-        run: RunDir,
-        *,
-        max_concurrent: int = 8,
-        budget_usd: float | None = None,
-        retry_failed: bool = True,
-    ) -> None:
-        self.labeller = labeller
-        self.architecture = architecture
-        self.rundir = run
-        self.max_concurrent = max_concurrent
-        self.budget_usd = budget_usd
-        self._stopping = False
-        self.done_before = len(read_keys(run.results_path)[0])
-        self.done = self.failed = self.skipped = self.in_flight = 0
-        self.recent: list[InterpretationResult] = []
-
-    async def run(self, queue: asyncio.Queue[ComponentData | None]) -> None:
-        done_keys, _ = read_keys(self.rundir.results_path)
-        results = JsonlAppender(self.rundir.results_path)
-        failures = JsonlAppender(self.rundir.failures_path)
-
-        async def worker() -> None:
-            while not self._stopping:
-                try:
-                    c = await asyncio.wait_for(queue.get(), 0.1)
-                except TimeoutError:
-                    continue
-                if c is None:
-                    await queue.put(None)
-                    return
-                if c.firing_count == 0 or c.component_key in done_keys:
-                    self.skipped += 1
-                    continue
-                done_keys.add(c.component_key)
-                self.in_flight += 1
-                try:
-                    r = await self.labeller.label(c, self.architecture)
-                    await asyncio.to_thread(results.append, r)
-                    self.done += 1
-                    self.recent = [*self.recent[-9:], r]
-                except LabelError as e:
-                    failures.append(LabelFailure(c.component_key, str(e), 1))
-                    self.failed += 1
-                finally:
-                    self.in_flight -= 1
-
-        try:
-            await asyncio.gather(*(worker() for _ in range(self.max_concurrent)))
-        finally:
-            results.close()
-            failures.close()
-
-    def stop(self) -> None:
-        self._stopping = True
-
-    def snapshot(self) -> PoolSnapshot:
-        return PoolSnapshot(
-            self.done + self.done_before,
-            self.failed,
-            self.skipped,
-            self.in_flight,
-            self.max_concurrent,
-            0.0,
-            self.budget_usd,
-            [RecentLabel(r.component_key, r.label, r.confidence) for r in self.recent],
-            self.labeller.stats(),
-        )
-
-
-class OfflineLabeller:
-    name = "offline"
-    model = "offline"
-
-    def __init__(self, delay: float = 0.0) -> None:
-        self.delay = delay
-
-    async def label(self, component: ComponentData, architecture: Any) -> InterpretationResult:
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        return InterpretationResult(
-            component.component_key,
-            f"fires {component.firing_count} times",
-            "low",
-            "offline",
-            "",
-            labeller="offline",
-            timestamp=time.time(),
-        )
-
-    def stats(self) -> LabellerStats:
-        return LabellerStats()
-
-    async def aclose(self) -> None:
-        pass
-
-
-__all__ = ["FatalLabellerError"]

@@ -23,6 +23,7 @@ from autointerp.sources.data import (
     TokenStream,
     build_token_stream,
     data_settings_from_config,
+    length_index_for,
     open_documents,
 )
 from autointerp.sources.paths import CONFIG_FILENAME
@@ -158,8 +159,12 @@ def open_spd_source(
     dataset: str | None = None,
     tokenizer: str | TextTokenizer | None = None,
     text_column: str | None = None,
+    index_dir: Path | None = None,
 ) -> SPDSource:
-    """Load the model through SPD and open its data stream. Blocking: call it off the event loop."""
+    """Load the model through SPD and open its data stream. Blocking: call it off the event loop.
+
+    `index_dir` holds the token length index that lets a restart skip to its batch at once.
+    """
     import_spd()  # fail fast, before the (slow) tokenizer and dataset loading
     config = read_run_config(checkpoint.parent / CONFIG_FILENAME)
     tokenizer_name = tokenizer if isinstance(tokenizer, str) else None
@@ -174,7 +179,10 @@ def open_spd_source(
         text_tokenizer: TextTokenizer = load_hf_tokenizer(settings.tokenizer)
     else:
         text_tokenizer = tokenizer
-    stream = build_token_stream(open_documents(settings), text_tokenizer)
+    index = None
+    if index_dir is not None:
+        index = length_index_for(settings, text_tokenizer.name, index_dir)
+    stream = build_token_stream(open_documents(settings), text_tokenizer, index)
     model, sampling = load_component_model(checkpoint)
     model.to(device)
     model.eval()

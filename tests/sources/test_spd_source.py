@@ -46,6 +46,7 @@ def open_run(tmp_path: Path, variant: str, **kwargs: Any) -> tuple[SPDSource, Pa
     stories = write_stories(tmp_path / "stories.txt")
     run = make_spd_run(tmp_path / "run", variant, dataset=str(stories))
     tokenizer = WordTokenizer(appends_eos=True)
+    kwargs.setdefault("cache_dir", tmp_path / "cache")
     source = open_source(str(run), device="cpu", tokenizer=tokenizer, **kwargs)
     assert isinstance(source, SPDSource)
     return source, run
@@ -148,7 +149,7 @@ def test_missing_spd_package_says_what_to_install(tmp_path: Path) -> None:
     stories = write_stories(tmp_path / "stories.txt")
     run = make_spd_run(tmp_path / "run", "dec", dataset=str(stories), steps=(1,))
     with pytest.raises(UserError, match="needs the SPD package") as e:
-        open_source(str(run), device="cpu", tokenizer=WordTokenizer())
+        open_source(str(run), device="cpu", tokenizer=WordTokenizer(), cache_dir=tmp_path)
     assert "pip install" in str(e.value) and "same Python environment" in str(e.value)
 
 
@@ -157,7 +158,7 @@ def test_spd_with_missing_dependency_names_it(tmp_path: Path, fake_spd: Any) -> 
     stories = write_stories(tmp_path / "stories.txt")
     run = make_spd_run(tmp_path / "run", "dec", dataset=str(stories), steps=(1,))
     with pytest.raises(UserError, match="dependency 'jaxtyping_not_installed_here' is missing"):
-        open_source(str(run), device="cpu", tokenizer=WordTokenizer())
+        open_source(str(run), device="cpu", tokenizer=WordTokenizer(), cache_dir=tmp_path)
 
 
 def test_tokenizer_by_name_without_transformers(tmp_path: Path, fake_spd: Any) -> None:
@@ -167,7 +168,7 @@ def test_tokenizer_by_name_without_transformers(tmp_path: Path, fake_spd: Any) -
     stories = write_stories(tmp_path / "stories.txt")
     run = make_spd_run(tmp_path / "run", "dec", dataset=str(stories), steps=(1,))
     with pytest.raises(UserError, match="pip install transformers"):
-        open_source(str(run), device="cpu")
+        open_source(str(run), device="cpu", cache_dir=tmp_path)
 
 
 def test_dataset_by_name_without_datasets(tmp_path: Path, fake_spd: Any) -> None:
@@ -178,7 +179,11 @@ def test_dataset_by_name_without_datasets(tmp_path: Path, fake_spd: Any) -> None
     run = make_spd_run(tmp_path / "run", "dec", dataset=str(stories), steps=(1,))
     with pytest.raises(UserError, match="pip install datasets"):
         open_source(
-            str(run), device="cpu", tokenizer=WordTokenizer(), dataset="SimpleStories/SimpleStories"
+            str(run),
+            device="cpu",
+            tokenizer=WordTokenizer(),
+            dataset="SimpleStories/SimpleStories",
+            cache_dir=tmp_path,
         )
 
 

@@ -71,8 +71,8 @@ class SPDSource:
         self.device = device
         self.layout = module_layout(model)
         self.vocab_size = embedding_rows(model.target_model)
-        self.default_context_length = settings.context_length
-        """The run's `max_seq_len`: what the daemon should use unless told otherwise."""
+        self.harvest_defaults = {"context_length": settings.context_length}
+        """Suggested harvest sizes (the daemon's options override them): the run's `max_seq_len`."""
         paths = [p for p, _ in self.layout]
         counts = [c for _, c in self.layout]
         dataset_name = settings.dataset

@@ -84,7 +84,7 @@ def test_layout_vocab_and_final_checkpoint(tmp_path: Path, fake_spd: Any, varian
     assert source.architecture.c == (5 if variant == "dec" else 4)
     assert source.architecture.model_class == "tests.sources.spd_double.TinyLM"
     assert source.run_id.startswith("local-run-")
-    assert source.default_context_length == 16
+    assert source.harvest_defaults == {"context_length": 16}
     fp = source.fingerprint()
     assert fp["checkpoint"] == "model_10.pth" and fp["seed"] == "3"
     assert source.decode(2) == WORDS[0]

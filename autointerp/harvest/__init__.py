@@ -1,1 +1,6 @@
 """Accumulate per-component statistics on the device, checkpoint them, finalize records."""
+
+from autointerp.harvest.finalize import finalize
+from autointerp.harvest.harvester import Harvester
+
+__all__ = ["Harvester", "finalize"]

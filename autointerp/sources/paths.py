@@ -29,8 +29,10 @@ class WandbRunRef:
     entity: str
     project: str
     run_id: str
-    base_url: str | None = None
-    """API host for wandb servers other than wandb.ai (dedicated cloud, forge hosts)."""
+    host: str | None = None
+    """The web host of a pasted URL when it is not wandb.ai (dedicated cloud, forge hosts). Only
+    informational: the API host comes from the user's wandb login (`wandb login --host`,
+    `WANDB_BASE_URL`), because a server's API host need not be its web host."""
 
     @property
     def path(self) -> str:
@@ -38,7 +40,7 @@ class WandbRunRef:
 
     @property
     def description(self) -> str:
-        host = "" if self.base_url is None else f"{urlsplit(self.base_url).netloc}:"
+        host = "" if self.host is None else f"{self.host}:"
         return f"wandb:{host}{self.path}"
 
 
@@ -144,8 +146,8 @@ def _parse_url(spec: str, text: str) -> WandbRunRef:
     if not re.fullmatch(_RUN_ID, run_id):
         raise _bad(spec, f"{run_id!r} is not a wandb run id")
     host = parts.netloc.lower()
-    base_url = None if host in ("wandb.ai", "www.wandb.ai") else f"https://{parts.netloc}"
-    return WandbRunRef(entity=entity, project=project, run_id=run_id, base_url=base_url)
+    other_host = None if host in ("wandb.ai", "www.wandb.ai") else host
+    return WandbRunRef(entity=entity, project=project, run_id=run_id, host=other_host)
 
 
 def _parse_local(spec: str, path: Path) -> LocalRunRef:

@@ -31,15 +31,15 @@ WANDB_FORMS = [
     ("https://wandb.ai/goodfire/spd/runs/abcd1234?nw=css034maye", None),
     ("https://wandb.ai/goodfire/spd/runs/abcd1234/overview?nw=x&y=2#section", None),
     ("wandb:https://wandb.ai/goodfire/spd/runs/abcd1234", None),
-    ("https://goodfire.wandb.io/goodfire/spd/runs/abcd1234/overview", "https://goodfire.wandb.io"),
-    ("https://forge.example.org/goodfire/spd/runs/abcd1234", "https://forge.example.org"),
+    ("https://goodfire.wandb.io/goodfire/spd/runs/abcd1234/overview", "goodfire.wandb.io"),
+    ("https://forge.example.org/goodfire/spd/runs/abcd1234", "forge.example.org"),
 ]
 
 
-@pytest.mark.parametrize(("spec", "base_url"), WANDB_FORMS)
-def test_wandb_forms(spec: str, base_url: str | None) -> None:
+@pytest.mark.parametrize(("spec", "host"), WANDB_FORMS)
+def test_wandb_forms(spec: str, host: str | None) -> None:
     ref = parse_source(spec)
-    assert ref == WandbRunRef("goodfire", "spd", "abcd1234", base_url)
+    assert ref == WandbRunRef("goodfire", "spd", "abcd1234", host)
     assert ref.path == "goodfire/spd/abcd1234"
 
 

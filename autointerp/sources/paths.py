@@ -21,6 +21,7 @@ CHECKPOINT_RE = re.compile(r"^model_(\d+)\.pth$")
 _NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
 _RUN_ID = r"[A-Za-z0-9][A-Za-z0-9_-]*"
 _WANDB_PATH_RE = re.compile(rf"^({_NAME})/({_NAME})/(?:runs/)?({_RUN_ID})/?$")
+_SCHEMELESS_URL_RE = re.compile(r"^[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+/[^/]+/[^/]+/runs/")
 _FACTORY_RE = re.compile(r"^py:([A-Za-z_][\w.]*):([A-Za-z_]\w*)$")
 
 
@@ -82,7 +83,8 @@ def describe_source_forms() -> str:
         "  entity/project/run_id              a wandb run (also entity/project/runs/run_id)\n"
         "  wandb:entity/project/run_id        the same, with the wandb: prefix\n"
         "  https://wandb.ai/entity/project/runs/run_id[/overview|/files/...][?...]\n"
-        "                                     a wandb run URL (any wandb host, e.g. *.wandb.io)\n"
+        "                                     a wandb run URL (any wandb host, e.g. *.wandb.io;\n"
+        "                                     the https:// may be left out)\n"
         "  /path/to/spd/run_dir               a local run: final_config.yaml + model_<step>.pth\n"
         "  /path/to/spd/run_dir/model_400.pth a local checkpoint file (final_config.yaml beside)\n"
         "  demo                               the embedded demo model\n"
@@ -112,6 +114,8 @@ def parse_source(spec: str) -> SourceRef:
     local = Path(text).expanduser()
     if local.exists():
         return _parse_local(spec, local)
+    if _SCHEMELESS_URL_RE.match(text):  # "wandb.ai/entity/project/runs/id" pasted without https
+        return _parse_url(spec, f"https://{text}")
     if _looks_like_local_path(text):
         raise _bad(spec, f"{local} does not exist")
     return _parse_wandb(spec, text)

@@ -31,6 +31,8 @@ WANDB_FORMS = [
     ("https://wandb.ai/goodfire/spd/runs/abcd1234?nw=css034maye", None),
     ("https://wandb.ai/goodfire/spd/runs/abcd1234/overview?nw=x&y=2#section", None),
     ("wandb:https://wandb.ai/goodfire/spd/runs/abcd1234", None),
+    ("wandb.ai/goodfire/spd/runs/abcd1234/overview", None),
+    ("  goodfire/spd/abcd1234\n", None),
     ("https://goodfire.wandb.io/goodfire/spd/runs/abcd1234/overview", "goodfire.wandb.io"),
     ("https://forge.example.org/goodfire/spd/runs/abcd1234", "forge.example.org"),
 ]

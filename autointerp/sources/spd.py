@@ -27,6 +27,7 @@ from autointerp.sources.data import (
     open_documents,
 )
 from autointerp.sources.paths import CONFIG_FILENAME
+from autointerp.sources.prefetch import prefetched
 from autointerp.sources.spd_model import (
     count_layers,
     embedding_rows,
@@ -103,7 +104,8 @@ class SPDSource:
     def batches(
         self, batch_size: int, context_length: int, start: int = 0
     ) -> Iterator[torch.Tensor]:
-        return self.stream.batches(batch_size, context_length, start)
+        """The stream's batches, prepared in a background thread while the device steps."""
+        return prefetched(lambda: self.stream.batches(batch_size, context_length, start))
 
     def step(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         tokens = tokens.to(self.device)

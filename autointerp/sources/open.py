@@ -53,8 +53,10 @@ def open_source(
     if isinstance(ref, FactoryRef):
         return _open_factory(ref, resolved)
     from autointerp.sources.spd import open_spd_source
+    from autointerp.sources.spd_model import import_spd
     from autointerp.sources.wandb_files import default_cache_root, fetch_run_files
 
+    import_spd()  # no SPD package: say so before downloading a checkpoint it could not load
     cache_root = Path(cache_dir).expanduser() if cache_dir else default_cache_root()
     if isinstance(ref, WandbRunRef):
         files = fetch_run_files(ref, cache_root)

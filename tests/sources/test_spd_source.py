@@ -153,6 +153,21 @@ def test_missing_spd_package_says_what_to_install(tmp_path: Path) -> None:
     assert "pip install" in str(e.value) and "same Python environment" in str(e.value)
 
 
+def test_missing_spd_package_is_reported_before_any_download(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if importlib.util.find_spec("spd") is not None:
+        pytest.skip("a real spd package is installed")
+    import wandb
+
+    def no_download(*_: Any, **__: Any) -> Any:
+        raise AssertionError("wandb must not be contacted when SPD cannot load the run")
+
+    monkeypatch.setattr(wandb, "Api", no_download)
+    with pytest.raises(UserError, match="needs the SPD package"):
+        open_source("goodfire/spd/abcd1234", device="cpu", cache_dir=tmp_path)
+
+
 def test_spd_with_missing_dependency_names_it(tmp_path: Path, fake_spd: Any) -> None:
     fake_spd("dec", broken_dependency="jaxtyping_not_installed_here")
     stories = write_stories(tmp_path / "stories.txt")

@@ -49,7 +49,7 @@ class SlidingWindow:
     response came back). The server saw the request at some moment in between, so however long
     the request took to leave this process or cross the network, the server never sees more than
     `limit` in any window of its own. The price is one request latency per window of throughput.
-    A single amount larger than `limit` is let through alone, never refused forever.
+    A single amount larger than `limit` goes when nothing else counts, never refused forever.
     """
 
     def __init__(self, limit: float, window_s: float = 60.0, slack: float = 0.0) -> None:
@@ -74,13 +74,11 @@ class SlidingWindow:
     def wait_time(self, amount: float, now: float) -> float:
         """Seconds until `amount` fits (0: now; inf: not before a request in flight ends)."""
         used = self.used(now)
-        if used + amount <= self.limit or not self._entries:
+        if used + amount <= self.limit or used <= 0:
             return 0.0
-        closed = sorted((e for e in self._entries if not e.open), key=lambda e: e.at)
-        in_flight = any(e.open for e in self._entries)
-        for entry in closed:
+        for entry in sorted((e for e in self._entries if not e.open), key=lambda e: e.at):
             used -= entry.amount
-            if used + amount <= self.limit or (used <= 0 and not in_flight):
+            if used + amount <= self.limit or used <= 0:
                 return max(0.0, entry.at + self.window_s - now)
         return math.inf
 

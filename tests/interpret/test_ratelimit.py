@@ -22,8 +22,8 @@ def reference_fits(
     entries: list[tuple[float, float]], amount: float, t: float, window: float, limit: float
 ) -> bool:
     """Slow and obvious: the amounts started in (t - window, t], plus this one, fit the limit."""
-    live = [a for s, a in entries if s > t - window]
-    return not live or sum(live) + amount <= limit
+    used = sum(a for s, a in entries if s > t - window)
+    return used == 0 or used + amount <= limit
 
 
 @settings(max_examples=200, deadline=None)

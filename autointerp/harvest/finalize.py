@@ -140,7 +140,7 @@ def finalize(
             input_stats = _stats(co, f, t_in, n, top_k, co > 0)
             co = h.output_co[c0:c1]
             output_stats = _stats(co, f, t_out, n, top_k, co > 0)
-            co = h.cooc[c0:c1].to(torch.float64)
+            co = h.cooc_rows(c0, c1).to(torch.float64)
             valid = co > 0
             valid[torch.arange(c1 - c0), torch.arange(c0, c1)] = False
             precision, recall, pmi = _stats(co, f, f_all[None], n, top_k, valid)

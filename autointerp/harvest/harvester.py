@@ -60,6 +60,8 @@ class Harvester:
         self.n_batches = 0
         c, v, dev = self.n_components, self.vocab_size, self.device
         self.block_positions = block_positions(c)
+        self.chunk_entries = BLOCK_ENTRIES
+        """Bound on one [components, vocab or components] result inside a block."""
         self.firing_count = torch.zeros(c, dtype=torch.int64, device=dev)
         self.ci_sum = torch.zeros(c, dtype=torch.float64, device=dev)
         self.token_count = torch.zeros(v, dtype=torch.int64, device=dev)
@@ -67,6 +69,7 @@ class Harvester:
         self.input_co = torch.zeros((c, v), dtype=torch.int32, device=dev)
         self.output_co = torch.zeros((c, v), dtype=torch.float64, device=dev)
         self.cooc = torch.zeros((c, c), dtype=torch.int32, device=dev)
+        """Upper triangle (c <= d) of the co-firing counts; read rows with `cooc_rows`."""
         self.examples = ExampleSample(c, self.examples_per_component, context_tokens_per_side, dev)
         self.generator = torch.Generator(device=dev)
         self.generator.manual_seed(self.seed)
@@ -150,7 +153,7 @@ class Harvester:
         m8 = mask[:, alive].to(torch.int8)
         m8_t = m8.t().contiguous()
         n_alive = alive.numel()
-        chunk = max(1, BLOCK_ENTRIES // max(v, n_alive))
+        chunk = max(1, self.chunk_entries // max(v, n_alive))
         bounds = crow.tolist()
         for a0 in range(0, n_alive, chunk):
             a1 = min(n_alive, a0 + chunk)
@@ -158,17 +161,25 @@ class Harvester:
             sub_crow = crow[a0 : a1 + 1] - bounds[a0]
             sub_cols = pos[bounds[a0] : bounds[a1]] - p0
             mass = sparse_row_sums(sub_crow, sub_cols, p1 - p0, block_probs)
-            self.output_co.index_add_(0, rows, mass)
-            both = mask_product(m8_t[a0:a1], m8)
-            full = torch.zeros((a1 - a0, c), dtype=self.cooc.dtype, device=self.device)
-            full[:, alive] = both.to(self.cooc.dtype)
-            self.cooc.index_add_(0, rows, full)
+            # index_put_ with accumulate: rows are distinct, and it is much faster than index_add_.
+            self.output_co.index_put_((rows,), mass, accumulate=True)
+            # Co-occurrence is symmetric: count only pairs (c, d) with c <= d.
+            both = mask_product(m8_t[a0:a1], m8[:, a0:]).to(self.cooc.dtype)
+            both[:, : a1 - a0] = both[:, : a1 - a0].triu()
+            self.cooc.index_put_((rows[:, None], alive[None, a0:]), both, accumulate=True)
 
         # Drawn keys lie in [0, EMPTY_KEY): never equal to the empty-slot key.
         keys = torch.randint(
             0, EMPTY_KEY, (comp.numel(),), generator=self.generator, device=self.device
         )
         self.examples.offer(comp, pos, keys, pos + self.n_tokens, tok, ci2, seq_len)
+
+    def cooc_rows(self, c0: int, c1: int) -> torch.Tensor:
+        """Full co-occurrence rows [c1-c0, C]; the table itself holds only pairs c <= d."""
+        rows = self.cooc[c0:c1] + self.cooc[:, c0:c1].t()
+        idx = torch.arange(c1 - c0, device=self.device)
+        rows[idx, idx + c0] = self.cooc[idx + c0, idx + c0]
+        return rows
 
     def _promote_counts(self) -> None:
         if self.input_co.dtype != torch.int64:

@@ -255,7 +255,10 @@ class ClaudeLabeller(Labeller):
             ticket = await self._limiter.acquire(est_input, round(self._output_estimate))
             self._requests += 1
             self._recent.append((self.clock.now(), 0))
-            return await self._send(prompt, ticket)
+            try:
+                return await self._send(prompt, ticket)
+            finally:
+                ticket.close(self.clock.now())
         finally:
             await self._concurrency.release()
 

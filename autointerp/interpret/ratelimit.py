@@ -1,10 +1,11 @@
 """Client-side rate control: request and token budgets, a shared pause, adaptive concurrency.
 
-Budgets are sliding windows: at most `limit` units (requests or tokens) start in any window of
-`window_s` seconds. Token amounts are reserved from an estimate before a request is sent and
-corrected to the real usage when the response comes back. A `retry-after` from the server pauses
-every request, not just the one that got it. Concurrency follows AIMD: halve on overload (429/529),
-grow by one per window of successes. The clock is injectable so tests need not wait in real time.
+Budgets are sliding windows: at most `limit` units (requests or tokens) in any window of
+`window_s` seconds, as the server counts them. Token amounts are reserved from an estimate before a
+request is sent and corrected to the real usage when the response comes back. A `retry-after`
+from the server pauses every request, not just the one that got it. Concurrency follows AIMD:
+halve on overload (429/529), grow by one per window of successes. The clock is injectable so
+tests need not wait in real time.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -37,26 +38,31 @@ class MonotonicClock:
 class _Entry:
     at: float
     amount: float
+    open: bool = True
+    """In flight: counts against the budget until it is closed, however long that takes."""
 
 
 class SlidingWindow:
-    """At most `limit` units start in any `window_s` seconds (the window widened by `slack`).
+    """At most `limit` units in any `window_s` seconds, counted from when each request ENDED.
 
-    The slack absorbs network jitter between when we send and when the server counts.
-    A single amount larger than `limit` is let through alone in an empty window, never forever
-    refused.
+    An entry counts from the moment it is reserved until `window_s` after it is closed (when the
+    response came back). The server saw the request at some moment in between, so however long
+    the request took to leave this process or cross the network, the server never sees more than
+    `limit` in any window of its own. The price is one request latency per window of throughput.
+    A single amount larger than `limit` goes when nothing else counts, never refused forever.
     """
 
-    def __init__(self, limit: float, window_s: float = 60.0, slack: float = 0.02) -> None:
+    def __init__(self, limit: float, window_s: float = 60.0, slack: float = 0.0) -> None:
         if limit <= 0:
             raise ValueError("a budget must be positive")
         self.limit = float(limit)
         self.window_s = window_s * (1.0 + slack)
-        self._entries: deque[_Entry] = deque()
+        self._entries: list[_Entry] = []
 
     def _prune(self, now: float) -> None:
-        while self._entries and self._entries[0].at <= now - self.window_s:
-            self._entries.popleft()
+        horizon = now - self.window_s
+        if any(not e.open and e.at <= horizon for e in self._entries):
+            self._entries = [e for e in self._entries if e.open or e.at > horizon]
 
     def used(self, now: float) -> float:
         self._prune(now)
@@ -66,15 +72,15 @@ class SlidingWindow:
         return max(0.0, self.limit - self.used(now))
 
     def wait_time(self, amount: float, now: float) -> float:
-        """Seconds until `amount` fits (0 when it fits now)."""
+        """Seconds until `amount` fits (0: now; inf: not before a request in flight ends)."""
         used = self.used(now)
-        if used + amount <= self.limit or not self._entries:
+        if used + amount <= self.limit or used <= 0:
             return 0.0
-        for entry in self._entries:
+        for entry in sorted((e for e in self._entries if not e.open), key=lambda e: e.at):
             used -= entry.amount
-            if used + amount <= self.limit:
+            if used + amount <= self.limit or used <= 0:
                 return max(0.0, entry.at + self.window_s - now)
-        return max(0.0, self._entries[-1].at + self.window_s - now)
+        return math.inf
 
     def reserve(self, amount: float, now: float) -> _Entry:
         entry = _Entry(now, amount)
@@ -84,16 +90,26 @@ class SlidingWindow:
 
 @dataclass
 class Ticket:
-    """What one request reserved; `settle` replaces the token estimates with the real usage."""
+    """What one request reserved. `settle` puts in the real token usage; `close` ends it."""
 
+    entries: list[_Entry] = field(default_factory=list)
     input_entry: _Entry | None = None
     output_entry: _Entry | None = None
+    on_close: Callable[[], None] | None = None
 
     def settle(self, input_tokens: int, output_tokens: int) -> None:
         if self.input_entry is not None:
             self.input_entry.amount = input_tokens
         if self.output_entry is not None:
             self.output_entry.amount = output_tokens
+
+    def close(self, now: float) -> None:
+        for entry in self.entries:
+            if entry.open:
+                entry.open = False
+                entry.at = now
+        if self.on_close is not None:
+            self.on_close()
 
 
 @dataclass
@@ -104,7 +120,7 @@ class RateLimits:
     max_input_tpm: float | None = None
     max_output_tpm: float | None = None
     window_s: float = 60.0
-    slack: float = 0.02
+    slack: float = 0.0
 
 
 class RateLimiter:
@@ -120,6 +136,7 @@ class RateLimiter:
         self.input_tokens = window(limits.max_input_tpm)
         self.output_tokens = window(limits.max_output_tpm)
         self.paused_until: float = -math.inf
+        self._closed = asyncio.Event()
 
     def pause(self, seconds: float) -> None:
         """Hold every request (including retries) for `seconds` from now."""
@@ -136,19 +153,30 @@ class RateLimiter:
         return max(waits)
 
     async def acquire(self, est_input: int, est_output: int) -> Ticket:
+        """Reserve budget for one request; the caller must `close` the ticket when it ends."""
         while True:
             now = self.clock.now()
             wait = self._wait_time(est_input, est_output, now)
             if wait <= 0:
                 break
-            await self.clock.sleep(wait)
-        ticket = Ticket()
+            self._closed.clear()
+            sleeping = asyncio.ensure_future(self.clock.sleep(wait)) if wait < math.inf else None
+            woken = asyncio.ensure_future(self._closed.wait())
+            pending = {woken} if sleeping is None else {woken, sleeping}
+            try:
+                await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in pending:
+                    task.cancel()
+        ticket = Ticket(on_close=self._closed.set)
         if self.requests is not None:
-            self.requests.reserve(1, now)
+            ticket.entries.append(self.requests.reserve(1, now))
         if self.input_tokens is not None:
             ticket.input_entry = self.input_tokens.reserve(est_input, now)
+            ticket.entries.append(ticket.input_entry)
         if self.output_tokens is not None:
             ticket.output_entry = self.output_tokens.reserve(est_output, now)
+            ticket.entries.append(ticket.output_entry)
         return ticket
 
 

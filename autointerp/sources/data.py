@@ -2,9 +2,9 @@
 
 Positioned and deterministic: `batches(B, L, start=i)` yields exactly what an uninterrupted
 `batches(B, L)` yields after its first `i` batches. To find where batch `i` begins, the stream
-remembers the token length of every document it has tokenized, so a second skip within one process
-costs no tokenization; a fresh process tokenizes the documents before the start point once (no
-batches are built for them).
+remembers the token length of every document it has tokenized, in memory and (optionally) in a
+`LengthIndex` file, so a restarted process skips to batch `i` without tokenizing the documents
+before it; without the file it tokenizes them once (no batches are built for them).
 
 Already tokenized datasets (rows of token ids, e.g. SPD's Pile runs) are not packed: each row of at
 least `L` tokens gives one context, its first `L` tokens, as SPD's loader does.
@@ -13,7 +13,10 @@ least `L` tokens gives one context, its first `L` tokens, as SPD's loader does.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import itertools
+import json
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,21 +33,55 @@ from autointerp.sources.documents import (
     load_hf_documents,
     load_local_documents,
 )
+from autointerp.sources.length_index import LengthIndex
 from autointerp.sources.tokenizers import TextTokenizer
+
+log = logging.getLogger(__name__)
 
 ENCODE_CHUNK = 256
 """Documents tokenized per call (fast tokenizers parallelise within a call)."""
+INDEX_FLUSH = 4096
+"""Document lengths buffered before they are appended to the length index file."""
 
 
 class TokenStream:
     """Batches of `int64 [batch_size, context_length]` token ids from a document source."""
 
-    def __init__(self, documents: Documents, tokenizer: TextTokenizer, *, pretokenized: bool):
+    def __init__(
+        self,
+        documents: Documents,
+        tokenizer: TextTokenizer,
+        *,
+        pretokenized: bool,
+        length_index: LengthIndex | None = None,
+    ) -> None:
         self.documents = documents
         self.tokenizer = tokenizer
         self.pretokenized = pretokenized
         self._cumulative: list[int] = []
         """`_cumulative[k]`: tokens in documents 0..k of the stream (EOS included)."""
+        self._index = None if pretokenized else length_index
+        self._unwritten: list[int] = []
+        if self._index is not None:
+            self._adopt(self._index.load())
+
+    def _adopt(self, counts: list[int]) -> None:
+        """Trust recorded lengths only if the first and last recorded documents still match."""
+        if not counts or self._index is None:
+            return
+        checks = sorted({0, *range(max(0, len(counts) - 2), len(counts))})
+        for k in checks:
+            doc = next(iter(self.documents.iter_from(k)), None)
+            actual = None if doc is None else len(self._encode([doc])[0])
+            if actual != counts[k]:
+                log.warning(
+                    "token length index %s does not match the data (document %d): rebuilding it",
+                    self._index.path,
+                    k,
+                )
+                self._index.discard()
+                return
+        self._cumulative = list(itertools.accumulate(counts))
 
     def batches(
         self, batch_size: int, context_length: int, start: int = 0
@@ -90,12 +127,31 @@ class TokenStream:
         """Token ids of each document from `first_doc` on, EOS-terminated exactly once."""
         docs = self.documents.iter_from(first_doc)
         doc = first_doc
-        while chunk := list(itertools.islice(docs, ENCODE_CHUNK)):
-            for ids in self._encode(chunk):
-                if doc == len(self._cumulative):
-                    self._cumulative.append(len(ids) + (self._cumulative[-1] if doc else 0))
-                doc += 1
-                yield ids
+        try:
+            while chunk := list(itertools.islice(docs, ENCODE_CHUNK)):
+                for ids in self._encode(chunk):
+                    if doc == len(self._cumulative):
+                        self._cumulative.append(len(ids) + (self._cumulative[-1] if doc else 0))
+                        self._record(len(ids))
+                    doc += 1
+                    yield ids
+        finally:
+            self._flush_index()
+
+    def _record(self, count: int) -> None:
+        if self._index is None:
+            return
+        self._unwritten.append(count)
+        if len(self._unwritten) >= INDEX_FLUSH:
+            self._flush_index()
+
+    def _flush_index(self) -> None:
+        if self._index is None or not self._unwritten:
+            return
+        before = len(self._cumulative) - len(self._unwritten)
+        if not self._index.append(before, self._unwritten):
+            self._index = None  # another writer or an I/O problem: stop recording, stay correct
+        self._unwritten = []
 
     def _encode(self, chunk: list[Document]) -> list[list[int]]:
         texts = [d if isinstance(d, str) else "" for d in chunk]
@@ -176,9 +232,33 @@ def open_documents(settings: DataSettings) -> Documents:
     )
 
 
-def build_token_stream(documents: Documents, tokenizer: TextTokenizer) -> TokenStream:
+def build_token_stream(
+    documents: Documents, tokenizer: TextTokenizer, length_index: LengthIndex | None = None
+) -> TokenStream:
     """Pack text documents; take rows of token ids as they are (decided by the first document)."""
     first = next(iter(documents.iter_from(0)), None)
     if first is None:
         raise UserError(f"dataset {documents.name} holds no documents")
-    return TokenStream(documents, tokenizer, pretokenized=isinstance(first, list))
+    return TokenStream(
+        documents, tokenizer, pretokenized=isinstance(first, list), length_index=length_index
+    )
+
+
+def length_index_for(settings: DataSettings, tokenizer_name: str, index_dir: Path) -> LengthIndex:
+    """The length index file of this exact data: dataset (and a local file's size and mtime),
+    split, columns, seed, shuffle buffer and tokenizer all enter its name."""
+    identity: dict[str, Any] = {
+        "dataset": settings.dataset,
+        "split": settings.split,
+        "columns": list(settings.text_columns),
+        "seed": settings.seed,
+        "streaming": settings.streaming,
+        "buffer_size": settings.buffer_size,
+        "tokenizer": tokenizer_name,
+    }
+    local = Path(settings.dataset).expanduser()
+    if local.is_file():
+        stat = local.stat()
+        identity["file"] = [str(local.resolve()), stat.st_size, stat.st_mtime_ns]
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
+    return LengthIndex(Path(index_dir) / f"{key}.lengths")

@@ -86,7 +86,9 @@ def _as_document(value: Any) -> Document:
 
 
 def is_local_dataset(spec: str) -> bool:
-    return spec.lower().endswith(LOCAL_SUFFIXES) or Path(spec).expanduser().exists()
+    """A file we read ourselves; anything else (a hub name, a saved dataset directory) is given
+    to `datasets.load_dataset`."""
+    return spec.lower().endswith(LOCAL_SUFFIXES) or Path(spec).expanduser().is_file()
 
 
 def load_local_documents(

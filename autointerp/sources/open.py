@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     from autointerp.sources.base import Source
     from autointerp.sources.tokenizers import TextTokenizer
 
+TOKEN_INDEX_DIRNAME = ".token-index"
+"""Under the cache root: per-dataset token length files that make resuming instant."""
+
 __all__ = ["add_source_arguments", "describe_source_forms", "open_source", "resolve_device"]
 
 
@@ -50,11 +53,13 @@ def open_source(
     if isinstance(ref, FactoryRef):
         return _open_factory(ref, resolved)
     from autointerp.sources.spd import open_spd_source
+    from autointerp.sources.spd_model import import_spd
+    from autointerp.sources.wandb_files import default_cache_root, fetch_run_files
 
+    import_spd()  # no SPD package: say so before downloading a checkpoint it could not load
+    cache_root = Path(cache_dir).expanduser() if cache_dir else default_cache_root()
     if isinstance(ref, WandbRunRef):
-        from autointerp.sources.wandb_files import fetch_run_files
-
-        files = fetch_run_files(ref, Path(cache_dir).expanduser() if cache_dir else None)
+        files = fetch_run_files(ref, cache_root)
         checkpoint, run_id, description = files.checkpoint_path, ref.run_id, ref.description
     else:
         assert isinstance(ref, LocalRunRef)
@@ -67,6 +72,7 @@ def open_source(
         dataset=dataset,
         tokenizer=tokenizer,
         text_column=text_column,
+        index_dir=cache_root / TOKEN_INDEX_DIRNAME,
     )
 
 
@@ -117,8 +123,8 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--cache-dir",
         default=None,
-        help="where wandb run files are cached (default ~/.cache/autointerp/wandb); "
-        "cached files are reused without network",
+        help="where wandb run files (reused without network) and token length indexes (for "
+        "instant resume) are cached (default ~/.cache/autointerp/wandb)",
     )
     group.add_argument(
         "--dataset",

@@ -21,6 +21,7 @@ CHECKPOINT_RE = re.compile(r"^model_(\d+)\.pth$")
 _NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
 _RUN_ID = r"[A-Za-z0-9][A-Za-z0-9_-]*"
 _WANDB_PATH_RE = re.compile(rf"^({_NAME})/({_NAME})/(?:runs/)?({_RUN_ID})/?$")
+_SCHEMELESS_URL_RE = re.compile(r"^[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+/[^/]+/[^/]+/runs/")
 _FACTORY_RE = re.compile(r"^py:([A-Za-z_][\w.]*):([A-Za-z_]\w*)$")
 
 
@@ -29,8 +30,10 @@ class WandbRunRef:
     entity: str
     project: str
     run_id: str
-    base_url: str | None = None
-    """API host for wandb servers other than wandb.ai (dedicated cloud, forge hosts)."""
+    host: str | None = None
+    """The web host of a pasted URL when it is not wandb.ai (dedicated cloud, forge hosts). Only
+    informational: the API host comes from the user's wandb login (`wandb login --host`,
+    `WANDB_BASE_URL`), because a server's API host need not be its web host."""
 
     @property
     def path(self) -> str:
@@ -38,7 +41,7 @@ class WandbRunRef:
 
     @property
     def description(self) -> str:
-        host = "" if self.base_url is None else f"{urlsplit(self.base_url).netloc}:"
+        host = "" if self.host is None else f"{self.host}:"
         return f"wandb:{host}{self.path}"
 
 
@@ -80,7 +83,8 @@ def describe_source_forms() -> str:
         "  entity/project/run_id              a wandb run (also entity/project/runs/run_id)\n"
         "  wandb:entity/project/run_id        the same, with the wandb: prefix\n"
         "  https://wandb.ai/entity/project/runs/run_id[/overview|/files/...][?...]\n"
-        "                                     a wandb run URL (any wandb host, e.g. *.wandb.io)\n"
+        "                                     a wandb run URL (any wandb host, e.g. *.wandb.io;\n"
+        "                                     the https:// may be left out)\n"
         "  /path/to/spd/run_dir               a local run: final_config.yaml + model_<step>.pth\n"
         "  /path/to/spd/run_dir/model_400.pth a local checkpoint file (final_config.yaml beside)\n"
         "  demo                               the embedded demo model\n"
@@ -110,6 +114,8 @@ def parse_source(spec: str) -> SourceRef:
     local = Path(text).expanduser()
     if local.exists():
         return _parse_local(spec, local)
+    if _SCHEMELESS_URL_RE.match(text):  # "wandb.ai/entity/project/runs/id" pasted without https
+        return _parse_url(spec, f"https://{text}")
     if _looks_like_local_path(text):
         raise _bad(spec, f"{local} does not exist")
     return _parse_wandb(spec, text)
@@ -144,8 +150,8 @@ def _parse_url(spec: str, text: str) -> WandbRunRef:
     if not re.fullmatch(_RUN_ID, run_id):
         raise _bad(spec, f"{run_id!r} is not a wandb run id")
     host = parts.netloc.lower()
-    base_url = None if host in ("wandb.ai", "www.wandb.ai") else f"https://{parts.netloc}"
-    return WandbRunRef(entity=entity, project=project, run_id=run_id, base_url=base_url)
+    other_host = None if host in ("wandb.ai", "www.wandb.ai") else host
+    return WandbRunRef(entity=entity, project=project, run_id=run_id, host=other_host)
 
 
 def _parse_local(spec: str, path: Path) -> LocalRunRef:

@@ -23,9 +23,11 @@ from autointerp.sources.data import (
     TokenStream,
     build_token_stream,
     data_settings_from_config,
+    length_index_for,
     open_documents,
 )
 from autointerp.sources.paths import CONFIG_FILENAME
+from autointerp.sources.prefetch import prefetched
 from autointerp.sources.spd_model import (
     count_layers,
     embedding_rows,
@@ -70,8 +72,8 @@ class SPDSource:
         self.device = device
         self.layout = module_layout(model)
         self.vocab_size = embedding_rows(model.target_model)
-        self.default_context_length = settings.context_length
-        """The run's `max_seq_len`: what the daemon should use unless told otherwise."""
+        self.harvest_defaults = {"context_length": settings.context_length}
+        """Suggested harvest sizes (the daemon's options override them): the run's `max_seq_len`."""
         paths = [p for p, _ in self.layout]
         counts = [c for _, c in self.layout]
         dataset_name = settings.dataset
@@ -102,7 +104,8 @@ class SPDSource:
     def batches(
         self, batch_size: int, context_length: int, start: int = 0
     ) -> Iterator[torch.Tensor]:
-        return self.stream.batches(batch_size, context_length, start)
+        """The stream's batches, prepared in a background thread while the device steps."""
+        return prefetched(lambda: self.stream.batches(batch_size, context_length, start))
 
     def step(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         tokens = tokens.to(self.device)
@@ -158,8 +161,12 @@ def open_spd_source(
     dataset: str | None = None,
     tokenizer: str | TextTokenizer | None = None,
     text_column: str | None = None,
+    index_dir: Path | None = None,
 ) -> SPDSource:
-    """Load the model through SPD and open its data stream. Blocking: call it off the event loop."""
+    """Load the model through SPD and open its data stream. Blocking: call it off the event loop.
+
+    `index_dir` holds the token length index that lets a restart skip to its batch at once.
+    """
     import_spd()  # fail fast, before the (slow) tokenizer and dataset loading
     config = read_run_config(checkpoint.parent / CONFIG_FILENAME)
     tokenizer_name = tokenizer if isinstance(tokenizer, str) else None
@@ -174,7 +181,10 @@ def open_spd_source(
         text_tokenizer: TextTokenizer = load_hf_tokenizer(settings.tokenizer)
     else:
         text_tokenizer = tokenizer
-    stream = build_token_stream(open_documents(settings), text_tokenizer)
+    index = None
+    if index_dir is not None:
+        index = length_index_for(settings, text_tokenizer.name, index_dir)
+    stream = build_token_stream(open_documents(settings), text_tokenizer, index)
     model, sampling = load_component_model(checkpoint)
     model.to(device)
     model.eval()

@@ -104,8 +104,7 @@ def _open_run(ref: WandbRunRef) -> Any:
         import wandb
     except ImportError as e:
         raise UserError(f"cannot download {ref.path}: wandb is not installed ({e})") from None
-    overrides = {} if ref.base_url is None else {"base_url": ref.base_url}
-    api = _call(ref, "connect to wandb", lambda: wandb.Api(overrides=overrides))
+    api = _call(ref, "connect to wandb", wandb.Api)
     return _call(ref, "find the run", lambda: api.run(ref.path))
 
 
@@ -146,26 +145,49 @@ def _call(ref: WandbRunRef, action: str, fn: Any) -> Any:
         raise UserError(_explain(ref, action, e)) from None
 
 
+_NETWORK_WORDS = (
+    "did not respond",
+    "timed out",
+    "timeout",
+    "connection",
+    "max retries",
+    "name resolution",
+    "name or service",
+    "unreachable",
+    "network is",
+)
+
+
 def _explain(ref: WandbRunRef, action: str, e: Exception) -> str:
     kind = type(e).__name__
-    text = str(e).lower()
+    detail = _first_line(e)
+    text = detail.lower()
     where = f"cannot {action} for wandb run {ref.path}"
+    server = (
+        ""
+        if ref.host is None
+        else f" The URL is on {ref.host}: log wandb in to that server "
+        f"(`wandb login --host https://{ref.host}` or WANDB_BASE_URL)."
+    )
+    if kind in ("CommError", "ConnectionError", "Timeout", "ConnectTimeout", "ReadTimeout") or any(
+        w in text for w in _NETWORK_WORDS
+    ):
+        return (
+            f"{where}: wandb is unreachable ({kind}: {detail}). Check the network, or copy the "
+            f"run's {CONFIG_FILENAME} and model_<step>.pth into a directory and pass that "
+            "directory."
+        )
     if kind == "AuthenticationError" or "api key" in text or "api_key" in text or "401" in text:
         return (
-            f"{where}: wandb has no valid API key. Run `wandb login` or set WANDB_API_KEY "
-            "(and WANDB_BASE_URL for a private wandb server)."
+            f"{where}: wandb has no valid API key ({detail}). Run `wandb login` or set "
+            f"WANDB_API_KEY.{server}"
         )
     if "not found" in text or "could not find" in text or "404" in text:
         return (
             f"{where}: the run was not found. Check entity, project and run id, and that your "
-            "wandb account can see it."
+            f"wandb account can see it.{server}"
         )
-    if kind in ("CommError", "ConnectionError", "Timeout", "ConnectTimeout", "ReadTimeout"):
-        return (
-            f"{where}: wandb is unreachable ({kind}). Check the network, or copy the run's "
-            f"{CONFIG_FILENAME} and model_<step>.pth into a directory and pass that directory."
-        )
-    return f"{where}: {kind}: {_first_line(e)}"
+    return f"{where}: {kind}: {detail}{server}"
 
 
 def _first_line(e: Exception) -> str:

@@ -90,6 +90,7 @@ def fast(
     h = Harvester(layout, vocab, threshold, k, window, "cpu", seed)
     if block is not None:
         h.block_positions = block
+        h.chunk_entries = block * 7
     return list(finalize(harvest(stream, h), decode, top_k=top_k))
 
 

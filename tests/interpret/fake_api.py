@@ -291,8 +291,11 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(payload)
-        self.wfile.flush()
+        try:
+            self.wfile.write(payload)
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client gave up (a timeout): nothing to answer
 
     def _error(self, status: int, kind: str, message: str, headers: dict[str, str]) -> None:
         body = {"type": "error", "error": {"type": kind, "message": message}}

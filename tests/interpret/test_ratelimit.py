@@ -22,8 +22,8 @@ def reference_fits(
     entries: list[tuple[float, float]], amount: float, t: float, window: float, limit: float
 ) -> bool:
     """Slow and obvious: the amounts started in (t - window, t], plus this one, fit the limit."""
-    live = [a for s, a in entries if s > t - window]
-    return not live or sum(live) + amount <= limit
+    used = sum(a for s, a in entries if s > t - window)
+    return used == 0 or used + amount <= limit
 
 
 @settings(max_examples=200, deadline=None)
@@ -45,7 +45,7 @@ def test_sliding_window_waits_exactly_as_long_as_the_reference_says(
         assert reference_fits(entries, amount, start, window, limit)
         if wait > 0:  # not a moment earlier
             assert not reference_fits(entries, amount, start - 1e-6, window, limit)
-        budget.reserve(amount, start)
+        budget.reserve(amount, start).open = False  # answered at once
         entries.append((start, amount))
         now = start
 
@@ -56,8 +56,9 @@ async def test_limiter_keeps_every_window_within_the_request_budget() -> None:
     starts: list[float] = []
 
     async def one() -> None:
-        await limiter.acquire(100, 10)
+        ticket = await limiter.acquire(100, 10)
         starts.append(clock.now())
+        ticket.close(clock.now())  # an instant answer
 
     await asyncio.gather(*(one() for _ in range(35)))
     starts.sort()
@@ -75,11 +76,28 @@ async def test_token_budgets_reserve_estimates_and_settle_to_actual_usage() -> N
     assert limiter.input_tokens is not None and limiter.output_tokens is not None
     assert limiter.input_tokens.remaining(clock.now()) == 400
     first.settle(200, 50)  # the real usage was smaller than the estimate
+    first.close(clock.now())
     assert limiter.input_tokens.remaining(clock.now()) == 800
-    await limiter.acquire(700, 100)  # fits now thanks to the correction: no wait
+    second = await limiter.acquire(700, 100)  # fits now thanks to the correction: no wait
+    second.close(clock.now())
     assert clock.now() - t0 < 30.0
     await limiter.acquire(500, 100)  # 900 + 500 > 1000: waits for the window to move on
     assert clock.now() - t0 >= 60.0 - 1e-6
+
+
+async def test_requests_in_flight_hold_their_budget_until_they_end() -> None:
+    """The window counts from the end of a request, so a slow request cannot be double-counted
+    by the server: the next one waits for it to end, then for the window."""
+    clock = ScaledClock(scale=600.0)
+    limiter = RateLimiter(RateLimits(max_rpm=1), clock)
+    ticket = await limiter.acquire(1, 1)
+    waiter = asyncio.ensure_future(limiter.acquire(1, 1))
+    await asyncio.sleep(0.2)  # 120 virtual seconds: far beyond the window
+    assert not waiter.done()
+    ended = clock.now()
+    ticket.close(ended)
+    (await waiter).close(clock.now())
+    assert clock.now() - ended >= 60.0 - 1e-6
 
 
 async def test_pause_holds_every_request() -> None:

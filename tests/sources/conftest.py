@@ -29,3 +29,9 @@ def fake_spd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
     yield install
     _forget_spd_modules()
+
+
+@pytest.fixture(autouse=True)
+def _no_cache_in_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Default cache locations resolve under the test's temp dir, never the user's home."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))

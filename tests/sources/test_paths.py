@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from autointerp.errors import UserError
 from autointerp.sources.paths import (
@@ -17,6 +19,7 @@ from autointerp.sources.paths import (
     parse_source,
 )
 
+TAILS = ["", "/", "/overview", "/files/model_4.pth", "/logs", "?nw=abc", "/overview?nw=1#x"]
 WANDB_FORMS = [
     ("goodfire/spd/abcd1234", None),
     ("goodfire/spd/runs/abcd1234", None),
@@ -31,15 +34,17 @@ WANDB_FORMS = [
     ("https://wandb.ai/goodfire/spd/runs/abcd1234?nw=css034maye", None),
     ("https://wandb.ai/goodfire/spd/runs/abcd1234/overview?nw=x&y=2#section", None),
     ("wandb:https://wandb.ai/goodfire/spd/runs/abcd1234", None),
-    ("https://goodfire.wandb.io/goodfire/spd/runs/abcd1234/overview", "https://goodfire.wandb.io"),
-    ("https://forge.example.org/goodfire/spd/runs/abcd1234", "https://forge.example.org"),
+    ("wandb.ai/goodfire/spd/runs/abcd1234/overview", None),
+    ("  goodfire/spd/abcd1234\n", None),
+    ("https://goodfire.wandb.io/goodfire/spd/runs/abcd1234/overview", "goodfire.wandb.io"),
+    ("https://forge.example.org/goodfire/spd/runs/abcd1234", "forge.example.org"),
 ]
 
 
-@pytest.mark.parametrize(("spec", "base_url"), WANDB_FORMS)
-def test_wandb_forms(spec: str, base_url: str | None) -> None:
+@pytest.mark.parametrize(("spec", "host"), WANDB_FORMS)
+def test_wandb_forms(spec: str, host: str | None) -> None:
     ref = parse_source(spec)
-    assert ref == WandbRunRef("goodfire", "spd", "abcd1234", base_url)
+    assert ref == WandbRunRef("goodfire", "spd", "abcd1234", host)
     assert ref.path == "goodfire/spd/abcd1234"
 
 
@@ -147,3 +152,24 @@ def test_latest_checkpoint_name_is_numeric() -> None:
     names = ["model_6.pth", "model_10.pth", "model_9.pth", "final_config.yaml", "model_x.pth"]
     assert latest_checkpoint_name(names) == "model_10.pth"
     assert latest_checkpoint_name(["config.yaml"]) is None
+
+
+names = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_-]{0,15}", fullmatch=True)
+
+
+@settings(max_examples=80, deadline=None)
+@given(entity=names, project=names, run_id=names, tail=st.sampled_from(TAILS))
+def test_every_spelling_of_a_run_is_the_same_run(
+    entity: str, project: str, run_id: str, tail: str
+) -> None:
+    expected = WandbRunRef(entity, project, run_id)
+    for spec in (
+        f"{entity}/{project}/{run_id}",
+        f"{entity}/{project}/runs/{run_id}",
+        f"wandb:{entity}/{project}/{run_id}",
+        f"https://wandb.ai/{entity}/{project}/runs/{run_id}{tail}",
+        f"wandb.ai/{entity}/{project}/runs/{run_id}{tail}",
+    ):
+        if Path(spec).exists():  # a local path always wins (none exist in the test's cwd)
+            continue
+        assert parse_source(spec) == expected, spec

@@ -46,6 +46,7 @@ def open_run(tmp_path: Path, variant: str, **kwargs: Any) -> tuple[SPDSource, Pa
     stories = write_stories(tmp_path / "stories.txt")
     run = make_spd_run(tmp_path / "run", variant, dataset=str(stories))
     tokenizer = WordTokenizer(appends_eos=True)
+    kwargs.setdefault("cache_dir", tmp_path / "cache")
     source = open_source(str(run), device="cpu", tokenizer=tokenizer, **kwargs)
     assert isinstance(source, SPDSource)
     return source, run
@@ -83,7 +84,7 @@ def test_layout_vocab_and_final_checkpoint(tmp_path: Path, fake_spd: Any, varian
     assert source.architecture.c == (5 if variant == "dec" else 4)
     assert source.architecture.model_class == "tests.sources.spd_double.TinyLM"
     assert source.run_id.startswith("local-run-")
-    assert source.default_context_length == 16
+    assert source.harvest_defaults == {"context_length": 16}
     fp = source.fingerprint()
     assert fp["checkpoint"] == "model_10.pth" and fp["seed"] == "3"
     assert source.decode(2) == WORDS[0]
@@ -148,8 +149,23 @@ def test_missing_spd_package_says_what_to_install(tmp_path: Path) -> None:
     stories = write_stories(tmp_path / "stories.txt")
     run = make_spd_run(tmp_path / "run", "dec", dataset=str(stories), steps=(1,))
     with pytest.raises(UserError, match="needs the SPD package") as e:
-        open_source(str(run), device="cpu", tokenizer=WordTokenizer())
+        open_source(str(run), device="cpu", tokenizer=WordTokenizer(), cache_dir=tmp_path)
     assert "pip install" in str(e.value) and "same Python environment" in str(e.value)
+
+
+def test_missing_spd_package_is_reported_before_any_download(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if importlib.util.find_spec("spd") is not None:
+        pytest.skip("a real spd package is installed")
+    import wandb
+
+    def no_download(*_: Any, **__: Any) -> Any:
+        raise AssertionError("wandb must not be contacted when SPD cannot load the run")
+
+    monkeypatch.setattr(wandb, "Api", no_download)
+    with pytest.raises(UserError, match="needs the SPD package"):
+        open_source("goodfire/spd/abcd1234", device="cpu", cache_dir=tmp_path)
 
 
 def test_spd_with_missing_dependency_names_it(tmp_path: Path, fake_spd: Any) -> None:
@@ -157,7 +173,7 @@ def test_spd_with_missing_dependency_names_it(tmp_path: Path, fake_spd: Any) -> 
     stories = write_stories(tmp_path / "stories.txt")
     run = make_spd_run(tmp_path / "run", "dec", dataset=str(stories), steps=(1,))
     with pytest.raises(UserError, match="dependency 'jaxtyping_not_installed_here' is missing"):
-        open_source(str(run), device="cpu", tokenizer=WordTokenizer())
+        open_source(str(run), device="cpu", tokenizer=WordTokenizer(), cache_dir=tmp_path)
 
 
 def test_tokenizer_by_name_without_transformers(tmp_path: Path, fake_spd: Any) -> None:
@@ -167,7 +183,7 @@ def test_tokenizer_by_name_without_transformers(tmp_path: Path, fake_spd: Any) -
     stories = write_stories(tmp_path / "stories.txt")
     run = make_spd_run(tmp_path / "run", "dec", dataset=str(stories), steps=(1,))
     with pytest.raises(UserError, match="pip install transformers"):
-        open_source(str(run), device="cpu")
+        open_source(str(run), device="cpu", cache_dir=tmp_path)
 
 
 def test_dataset_by_name_without_datasets(tmp_path: Path, fake_spd: Any) -> None:
@@ -178,7 +194,11 @@ def test_dataset_by_name_without_datasets(tmp_path: Path, fake_spd: Any) -> None
     run = make_spd_run(tmp_path / "run", "dec", dataset=str(stories), steps=(1,))
     with pytest.raises(UserError, match="pip install datasets"):
         open_source(
-            str(run), device="cpu", tokenizer=WordTokenizer(), dataset="SimpleStories/SimpleStories"
+            str(run),
+            device="cpu",
+            tokenizer=WordTokenizer(),
+            dataset="SimpleStories/SimpleStories",
+            cache_dir=tmp_path,
         )
 
 

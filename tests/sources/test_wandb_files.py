@@ -151,13 +151,17 @@ def test_truncated_cached_file_is_downloaded_again(
     assert again.checkpoint_path.read_bytes() == server.files["model_10.pth"]
 
 
-def test_forge_host_is_passed_as_base_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    server = FakeWandb(run_files(tmp_path))
+def test_other_host_uses_the_login_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = FakeWandb(run_files(tmp_path), run_path="goodfire/spd/other999")
     monkeypatch.setattr(wandb, "Api", server.api)
     ref = parse_source("https://goodfire.wandb.io/goodfire/spd/runs/abcd1234/files/x")
     assert isinstance(ref, WandbRunRef)
-    fetch_run_files(ref, tmp_path / "cache")
-    assert server.overrides == [{"base_url": "https://goodfire.wandb.io"}]
+    with pytest.raises(UserError, match="run was not found") as e:
+        fetch_run_files(ref, tmp_path / "cache")
+    assert "wandb login --host https://goodfire.wandb.io" in str(e.value)
+    assert server.overrides == [{}]  # the API host is the login's, never guessed from the URL
 
 
 def raising(error: Exception) -> Any:
@@ -173,6 +177,13 @@ def raising(error: Exception) -> Any:
         (wandb.errors.AuthenticationError("bad key"), "no valid API key"),
         (wandb.errors.UsageError("api_key not configured (no-tty)"), "wandb login"),
         (wandb.errors.CommError("Max retries exceeded"), "wandb is unreachable"),
+        (
+            wandb.errors.AuthenticationError(
+                "Failed to verify credentials with https://api.example: the service process is "
+                "busy and did not respond in time."
+            ),
+            "wandb is unreachable",
+        ),
     ],
 )
 def test_connection_errors_are_user_errors(

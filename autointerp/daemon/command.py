@@ -23,6 +23,7 @@ from autointerp.daemon.progress import SharedProgress
 from autointerp.daemon.run_state import StateFile
 from autointerp.daemon.shutdown import Shutdown
 from autointerp.errors import UserError
+from autointerp.harvest import check_fits
 from autointerp.interpret.base import FatalLabellerError, Labeller
 from autointerp.interpret.options import build_labeller
 from autointerp.interpret.pool import LabellingPool
@@ -126,6 +127,8 @@ async def _run_locked(
         log.warning("--force-new-harvest: the previous run's files were moved to %s", backup)
     log.info("run %s in %s (source %s)", source.run_id, run.root, source.description)
     state = StateFile(run)
+    if not state.get().finalize_complete:
+        _check_memory(config, source)
     progress = SharedProgress(
         run_id=source.run_id,
         source=source.description,
@@ -176,6 +179,21 @@ async def _run_locked(
     if outcome.stopped:
         log.info("stopped on %s; restart the same command to resume", shutdown.reason)
     return 0
+
+
+def _check_memory(config: HarvestConfig, source: Source) -> None:
+    """Refuse (exit 2, with the breakdown) before a pass that would run out of device memory."""
+    need = check_fits(
+        source.device,
+        config.layout,
+        config.vocab_size,
+        config.examples_per_component,
+        config.context_tokens_per_side,
+        config.batch_size,
+        config.context_length,
+        total_tokens=config.n_batches * config.batch_size * config.context_length,
+    )
+    log.info("harvest memory: %.2f GiB on %s", sum(need.values()) / 2**30, source.device)
 
 
 def _build_labeller(args: argparse.Namespace, name: str) -> Labeller | None:

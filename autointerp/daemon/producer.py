@@ -19,9 +19,9 @@ import msgspec
 import torch
 
 from autointerp.daemon.config import HarvestConfig
-from autointerp.daemon.deps import Harvester, finalize, load_checkpoint, save_checkpoint, summarize
 from autointerp.daemon.progress import SharedProgress
 from autointerp.daemon.run_state import StateFile
+from autointerp.harvest import Harvester, finalize, load_checkpoint, save_checkpoint, summarize
 from autointerp.schemas import ComponentData
 from autointerp.sources.base import Source
 from autointerp.store import JsonlAppender, RunDir, iter_jsonl, write_json_atomic

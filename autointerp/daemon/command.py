@@ -20,7 +20,7 @@ from autointerp.daemon.options import add_daemon_arguments, choose_labeller, har
 from autointerp.daemon.orchestrator import Orchestrator
 from autointerp.daemon.producer import HarvestProducer
 from autointerp.daemon.progress import SharedProgress
-from autointerp.daemon.run_state import StateFile
+from autointerp.daemon.run_state import StateFile, load_state
 from autointerp.daemon.shutdown import Shutdown
 from autointerp.errors import UserError
 from autointerp.harvest import check_fits
@@ -122,13 +122,13 @@ async def _run_locked(
     plain: bool,
     shutdown: Shutdown,
 ) -> int:
+    if args.force_new_harvest or not load_state(run).finalize_complete:
+        _check_memory(config, source)  # before anything is written: nothing to undo
     backup = reconcile_config(run, config, force_new=args.force_new_harvest)
     if backup is not None:
         log.warning("--force-new-harvest: the previous run's files were moved to %s", backup)
     log.info("run %s in %s (source %s)", source.run_id, run.root, source.description)
     state = StateFile(run)
-    if not state.get().finalize_complete:
-        _check_memory(config, source)
     progress = SharedProgress(
         run_id=source.run_id,
         source=source.description,

@@ -45,3 +45,10 @@ def test_force_new_harvest_moves_the_old_run_aside(tmp_path: Path) -> None:
     assert (backups[0] / "harvest" / "components.jsonl").read_bytes() == old_components
     assert (backups[0] / "interpretations" / "results.jsonl").read_bytes() == old_results
     assert state(run).batches_done == 5 and len(components(run)) > 0
+
+
+def test_a_pass_that_cannot_fit_in_memory_is_refused_before_it_starts(tmp_path: Path) -> None:
+    done = run_child(tmp_path, "--labeller", "none", "--examples-per-component", "10000000000")
+    assert done.returncode == 2, done.stderr
+    assert "the harvest needs" in done.stderr and "Traceback" not in done.stderr
+    assert not tiny_run(tmp_path).config_path.exists()  # nothing written: a rerun is not "changed"

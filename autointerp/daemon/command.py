@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import logging
 import sys
+import time
 
 from rich.console import Console
 
@@ -44,10 +45,11 @@ def run(args: argparse.Namespace) -> int:
 
 def run_daemon(args: argparse.Namespace, *, labelling: bool) -> int:
     """Run the whole daemon; exit code 0 done or stopped, 1 runtime failure (2 via UserError)."""
+    started_at = time.time()
     console = Console()
     plain = bool(args.plain) or not console.is_terminal
     setup_console_log(console, plain=plain)
-    context = _Context()
+    context = _Context(started_at)
     try:
         return _event_loop_run(_main(args, labelling, console, plain, context))
     except UserError:
@@ -60,9 +62,11 @@ def run_daemon(args: argparse.Namespace, *, labelling: bool) -> int:
 
 
 class _Context:
-    """What the error path needs to know about how far startup got."""
+    """When the process started, and what the error path needs to know about how far it got."""
 
-    log_path: str | None = None
+    def __init__(self, started_at: float) -> None:
+        self.started_at = started_at
+        self.log_path: str | None = None
 
 
 def _event_loop_run(coro) -> int:  # type: ignore[no-untyped-def]
@@ -101,7 +105,7 @@ async def _main(
             try:
                 return await _run_locked(
                     args, source, config, run, labeller, _describe(name, why, labeller),
-                    console, plain, shutdown,
+                    console, plain, shutdown, context.started_at,
                 )  # fmt: skip
             finally:
                 if labeller is not None:
@@ -121,6 +125,7 @@ async def _run_locked(
     console: Console,
     plain: bool,
     shutdown: Shutdown,
+    started_at: float,
 ) -> int:
     if args.force_new_harvest or not load_state(run).finalize_complete:
         _check_memory(config, source)  # before anything is written: nothing to undo
@@ -130,6 +135,7 @@ async def _run_locked(
     log.info("run %s in %s (source %s)", source.run_id, run.root, source.description)
     state = StateFile(run)
     progress = SharedProgress(
+        started_at=started_at,
         run_id=source.run_id,
         source=source.description,
         device=str(source.device),

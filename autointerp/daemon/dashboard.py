@@ -38,6 +38,13 @@ def duration(seconds: float | None) -> str:
     return f"{h}:{m:02d}:{s:02d}"
 
 
+def _ago(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 120:
+        return f"{seconds}s"
+    return f"{seconds // 60}m" if seconds < 7200 else f"{seconds // 3600}h"
+
+
 def _money(x: float | None) -> str:
     return "—" if x is None else f"${x:,.4f}" if x < 1 else f"${x:,.2f}"
 
@@ -69,7 +76,7 @@ def render(view: View) -> RenderableType:
         finalize += f" ({view.alive_written} alive)"
     _row(grid, "finalize", _bar(view.components_written, view.n_components), finalize)
     if view.labelling is not None:
-        alive = view.alive_total if view.alive_total is not None else view.alive_written
+        alive = view.alive_estimate[0] if view.alive_estimate else 0
         _row(grid, "labelling", _bar(view.labelled, alive), _labelling_text(view))
         for line in _labelling_details(view, view.labelling):
             _row(grid, "", "", line)
@@ -91,14 +98,20 @@ def _harvest_text(view: View) -> str:
     if view.resumed_from_batch:
         text += f" · resumed at batch {view.resumed_from_batch}"
     if view.last_checkpoint_at is not None:
-        text += f" · checkpoint {duration(view.now - view.last_checkpoint_at)} ago"
+        text += f" · saved {_ago(view.now - view.last_checkpoint_at)} ago"
     if view.device_memory:
         text += f" · {view.device_memory}"
     return text
 
 
+def _remaining(view: View) -> str:
+    if view.remaining is None:
+        return "?"
+    return str(view.remaining) if view.remaining_is_exact else f"~{view.remaining}"
+
+
 def _labelling_text(view: View) -> str:
-    remaining = "?" if view.remaining is None else str(view.remaining)
+    remaining = _remaining(view)
     return (
         f"{view.labelled} done · {view.failed} failed · {remaining} left · queue {view.queue_depth}"
     )
@@ -119,7 +132,8 @@ def _labelling_details(view: View, lab: LabellingView) -> list[str]:
         headroom.append(f"paused {lab.paused_until - view.now:.0f}s")
     if headroom:
         lines.append("rate-limit headroom: " + ", ".join(headroom))
-    cost = f"cost {_money(view.cost_usd)} · projected {_money(view.projected_cost_usd)}"
+    approx = "" if view.remaining_is_exact or view.projected_cost_usd is None else "~"
+    cost = f"cost {_money(view.cost_usd)} · projected {approx}{_money(view.projected_cost_usd)}"
     if lab.budget_usd is not None:
         cost += f" · budget {_money(lab.budget_usd)}"
     lines.append(cost)
@@ -133,7 +147,7 @@ def _labels_table(lab: LabellingView) -> Table:
     table.add_column("component", no_wrap=True)
     table.add_column("conf.")
     table.add_column("label")
-    for line in lab.recent[-8:]:
+    for line in reversed(lab.recent[-8:]):  # newest first
         table.add_row(
             Text(clean(line.component_key, 60)),
             Text(clean(line.confidence, 8)),
@@ -156,7 +170,7 @@ def plain_line(view: View) -> str:
     parts.append(f"finalize={view.components_written}/{view.n_components}")
     if view.labelling is not None:
         lab = view.labelling
-        remaining = "?" if view.remaining is None else str(view.remaining)
+        remaining = _remaining(view)
         parts += [
             f"labelled={view.labelled}",
             f"failed={view.failed}",
@@ -176,7 +190,7 @@ def summary_lines(view: View) -> list[str]:
         f"  finalize  {view.components_written}/{view.n_components} components",
     ]
     if view.labelling is not None:
-        remaining = "?" if view.remaining is None else str(view.remaining)
+        remaining = _remaining(view)
         lines.append(
             f"  labelling {view.labelled} labelled, {view.failed} failed, {remaining} remaining, "
             f"cost {_money(view.cost_usd)}"

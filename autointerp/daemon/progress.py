@@ -96,11 +96,26 @@ class View:
         return self.labelling.failed if self.labelling else 0
 
     @property
-    def remaining(self) -> int | None:
-        """Alive components still without a label (None until the alive count is known)."""
-        if self.alive_total is None:
+    def alive_estimate(self) -> tuple[int, bool] | None:
+        """(alive components, exact?): exact once finalize is done, else extrapolated from the
+        share of alive components among those finalized so far."""
+        if self.alive_total is not None:
+            return self.alive_total, True
+        if self.components_written == 0 or self.n_components == 0:
             return None
-        return max(0, self.alive_total - self.labelled)
+        share = self.alive_written / self.components_written
+        unseen = self.n_components - self.components_written
+        return self.alive_written + round(unseen * share), False
+
+    @property
+    def remaining(self) -> int | None:
+        """Alive components still without a label (estimated during finalize)."""
+        estimate = self.alive_estimate
+        return None if estimate is None else max(0, estimate[0] - self.labelled)
+
+    @property
+    def remaining_is_exact(self) -> bool:
+        return self.alive_total is not None
 
     @property
     def cost_usd(self) -> float:

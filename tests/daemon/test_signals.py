@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from tests.daemon.runner import child_env, components, results, spawn, tiny_run
+from tests.daemon.runner import child_env, components, results, spawn, state, tiny_run
 from tests.interpret.fake_api import FakeMessagesServer
 
 KEY = "sk-ant-test-SECRET-0123456789"
@@ -111,3 +111,21 @@ def test_sighup_is_ignored(tmp_path: Path) -> None:
         assert proc.wait(timeout=120) == 0, log.read_text()[-2000:]
     labelled = Counter(r.component_key for r in results(tiny_run(tmp_path)))
     assert set(labelled) == _alive(tmp_path)
+
+
+def test_sigterm_during_harvest_checkpoints_and_the_restart_resumes_there(tmp_path: Path) -> None:
+    log = tmp_path / "out.log"
+    env = child_env(TINY_STEP_DELAY="0.05")
+    options = ("--labeller", "offline", "--n-batches", "200", "--checkpoint-every", "300")
+    proc = spawn(tmp_path, *options, env=env, log=log)
+    run = tiny_run(tmp_path)
+    _wait_until(lambda: run.state_path.exists() and len(state(run).starts) == 1, proc)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0, log.read_text()[-2000:]
+    saved = state(run).batches_done
+    assert 0 < saved < 200  # checkpointed at shutdown, long before --checkpoint-every
+    again = spawn(tmp_path, *options, env=child_env(), log=log)
+    assert again.wait(timeout=120) == 0, log.read_text()[-2000:]
+    assert [s.batches_done for s in state(run).starts] == [0, saved]
+    assert state(run).phase == "done"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import msgspec
 import torch
@@ -21,6 +21,7 @@ import torch
 from autointerp.daemon.config import HarvestConfig
 from autointerp.daemon.progress import SharedProgress
 from autointerp.daemon.run_state import StateFile
+from autointerp.errors import UserError
 from autointerp.harvest import Harvester, finalize, load_checkpoint, save_checkpoint, summarize
 from autointerp.schemas import ComponentData
 from autointerp.sources.base import Source
@@ -141,20 +142,37 @@ class HarvestProducer:
             return harvester
         log.info("harvest: starting at batch %d of %d", batches_done, cfg.n_batches)
         self.progress.update(phase="harvest")
-        last_checkpoint = time.monotonic()
-        started = time.monotonic()
-        saved_at = resumed_from = batches_done
         batches = self.source.batches(cfg.batch_size, cfg.context_length, start=batches_done)
+        try:
+            batches_done = self._accumulate(harvester, batches, batches_done)
+        finally:
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()  # stops a prefetching thread at once
+        self.state.update(last_batch_at=time.time())
+        log.info("harvest: all %d batches done (%d tokens)", batches_done, harvester.n_tokens)
+        self._start_final_checkpoint(harvester, batches_done)
+        return harvester
+
+    def _accumulate(
+        self, harvester: Harvester, batches: Iterator[torch.Tensor], batches_done: int
+    ) -> int:
+        """Feed batches until `n_batches`; checkpoint periodically and when asked to stop."""
+        cfg = self.config
+        started = last_checkpoint = time.monotonic()
+        saved_at = resumed_from = batches_done
         while batches_done < cfg.n_batches:
-            if self.stop.is_set():
+            tokens = None if self.stop.is_set() else next(batches, None)
+            if tokens is None:
                 if batches_done > saved_at:
                     self._checkpoint(harvester, batches_done)
-                raise Stopped
-            tokens = next(batches, None)
-            if tokens is None:
-                raise RuntimeError(
-                    f"the source ran out of data after {batches_done} batches "
-                    f"(--n-batches {cfg.n_batches}); ask for fewer batches"
+                if self.stop.is_set():
+                    raise Stopped
+                raise UserError(
+                    f"the source ran out of data after {batches_done} batches of "
+                    f"{cfg.batch_size}×{cfg.context_length} tokens; ask for at most "
+                    f"--n-batches {batches_done} (progress is saved, but the configuration "
+                    "changes, so that needs --force-new-harvest)"
                 )
             ci, output_probs = self.source.step(tokens)
             harvester.update(tokens, ci, output_probs)
@@ -170,10 +188,7 @@ class HarvestProducer:
                 self._checkpoint(harvester, batches_done)
                 saved_at = batches_done
                 last_checkpoint = time.monotonic()
-        self.state.update(last_batch_at=time.time())
-        log.info("harvest: all %d batches done (%d tokens)", batches_done, harvester.n_tokens)
-        self._start_final_checkpoint(harvester, batches_done)
-        return harvester
+        return batches_done
 
     def _new_harvester(self) -> Harvester:
         cfg = self.config

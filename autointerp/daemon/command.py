@@ -82,9 +82,10 @@ async def _main(
 ) -> int:
     shutdown = Shutdown()
     shutdown.install(asyncio.get_running_loop())
+    labeller: Labeller | None = None
     try:
         name, why = choose_labeller(args.labeller if labelling else "none")
-        labeller = _build_labeller(args, name)
+        labeller = _build_labeller(args, name)  # before a long download: a missing key fails fast
         log.info("opening source %s", args.source)
         source: Source = await asyncio.to_thread(
             open_source,
@@ -108,10 +109,10 @@ async def _main(
                     console, plain, shutdown, context.started_at,
                 )  # fmt: skip
             finally:
-                if labeller is not None:
-                    await labeller.aclose()
                 file_log.close()
     finally:
+        if labeller is not None:
+            await labeller.aclose()
         shutdown.uninstall()
 
 

@@ -102,9 +102,13 @@ def collect(run: RunDir) -> RunStatus:
             cost += r.cost_usd
     failed = {f.component_key for f in iter_jsonl(run.failures_path, _Component)} - labelled
     total = sum(c for _, c in config.layout) if config else state.n_components
+    remaining = len(alive_keys - labelled)
+    phase = state.phase
+    if phase == "label" and remaining == 0 and not failed:
+        phase = "done"  # labelled by `autointerp interpret`, or by a start that was then stopped
     return RunStatus(
         run_dir=str(run.root),
-        phase=state.phase,
+        phase=phase,
         daemon_pid=running_pid(run),
         n_batches=config.n_batches if config else state.n_batches,
         batches_done=state.batches_done,
@@ -114,7 +118,7 @@ def collect(run: RunDir) -> RunStatus:
         alive=alive,
         labelled=len(labelled),
         failed=len(failed),
-        remaining=len(alive_keys - labelled),
+        remaining=remaining,
         cost_usd=cost,
         resumed_from=[s.batches_done for s in state.starts],
         last_checkpoint_at=state.last_checkpoint_at,

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from tests.daemon.runner import components, results, run_inprocess, state, tiny_run
+from autointerp.cli import daemon_main
+from tests.daemon.runner import components, daemon_args, results, run_inprocess, state, tiny_run
 from tests.daemon.tiny_source import LAYOUT, TinySource
 
 
@@ -42,7 +43,8 @@ def test_second_start_after_done_labels_nothing_again(tmp_path: Path) -> None:
 
 
 def test_harvest_only_writes_no_labels(tmp_path: Path) -> None:
-    assert run_inprocess(tmp_path, "--labeller", "none") == 0
+    argv = daemon_args(tmp_path, "--labeller", "none")[1:]  # `autointerp-daemon <source> ...`
+    assert daemon_main(argv) == 0
     run = tiny_run(tmp_path)
     assert len(components(run)) == sum(n for _, n in LAYOUT)
     assert not run.results_path.exists() or run.results_path.stat().st_size == 0

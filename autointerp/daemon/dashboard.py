@@ -228,8 +228,8 @@ class Dashboard:
                 console=self.console,
                 get_renderable=lambda: render(self.progress.snapshot()),
                 refresh_per_second=2,
-                redirect_stdout=False,
-                redirect_stderr=False,
+                redirect_stdout=True,  # stray prints (libraries) go above the display,
+                redirect_stderr=True,  # not through it
             )
             self._live.start()
 

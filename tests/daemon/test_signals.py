@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
 
-from tests.daemon.runner import child_env, components, results, spawn, state, tiny_run
+import msgspec
+
+from tests.daemon.runner import REPO, child_env, components, results, spawn, state, tiny_run
 from tests.interpret.fake_api import FakeMessagesServer
 
 KEY = "sk-ant-test-SECRET-0123456789"
@@ -102,12 +105,22 @@ def test_second_sigint_exits_130_at_once_and_the_run_stays_consistent(tmp_path: 
     assert set(labelled) == _alive(tmp_path) and set(labelled.values()) == {1}
 
 
-def test_sighup_is_ignored(tmp_path: Path) -> None:
+def test_sighup_is_ignored_and_status_works_while_the_daemon_runs(tmp_path: Path) -> None:
     log = tmp_path / "out.log"
-    with FakeMessagesServer(latency=0.05) as server:
+    with FakeMessagesServer(latency=0.3) as server:
         proc = spawn(tmp_path, *_claude(server), env=_env(), log=log)
         _wait_until(lambda: tiny_run(tmp_path).state_path.exists(), proc)
         proc.send_signal(signal.SIGHUP)
+        command = ["status", "tiny", "--json", "--data-dir", str(tmp_path)]
+        status = subprocess.run(
+            [sys.executable, "-m", "autointerp", *command],
+            cwd=REPO,
+            env=child_env(),
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert msgspec.json.decode(status.stdout)["daemon_pid"] == proc.pid
         assert proc.wait(timeout=120) == 0, log.read_text()[-2000:]
     labelled = Counter(r.component_key for r in results(tiny_run(tmp_path)))
     assert set(labelled) == _alive(tmp_path)

@@ -8,6 +8,7 @@ The API key is read from `ANTHROPIC_API_KEY` only and is scrubbed from every mes
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import email.utils
 import json
 import logging
@@ -45,6 +46,8 @@ log = logging.getLogger(__name__)
 
 MAX_TOKENS = 1024
 MAX_RETRY_AFTER_S = 900.0
+_SENDING: contextvars.ContextVar[Ticket | None] = contextvars.ContextVar("sending", default=None)
+"""The ticket of the request this task is sending, for the HTTP hook that timestamps it."""
 CHARS_PER_TOKEN = 3.5
 """For the input-token estimate reserved against `--max-input-tpm` before sending."""
 
@@ -145,6 +148,9 @@ class ClaudeLabeller(Labeller):
             base_url=base_url,  # None: the SDK reads ANTHROPIC_BASE_URL, else the public API
             max_retries=0,
             timeout=timeout,
+            http_client=anthropic.DefaultAsyncHttpxClient(
+                event_hooks={"request": [self._on_request]}
+            ),
             _strict_response_validation=_strict_response_validation,
         )
         self._limiter = RateLimiter(limits or RateLimits(), self.clock)
@@ -262,7 +268,25 @@ class ClaudeLabeller(Labeller):
         finally:
             await self._concurrency.release()
 
+    async def _on_request(self, request: httpx2.Request) -> None:
+        """HTTP event hook: trace this request so that its send time can be taken."""
+        request.extensions["trace"] = self._trace
+
+    async def _trace(self, event: str, info: dict[str, object]) -> None:
+        """The moment the request headers go on the wire (after any connection set-up)."""
+        if event.endswith("send_request_headers.started"):
+            ticket = _SENDING.get()
+            if ticket is not None:
+                ticket.mark_sent(self.clock.now())
+
     async def _send(self, prompt: Prompt, ticket: Ticket) -> tuple[str, Usage]:
+        sending = _SENDING.set(ticket)
+        try:
+            return await self._send_once(prompt, ticket)
+        finally:
+            _SENDING.reset(sending)
+
+    async def _send_once(self, prompt: Prompt, ticket: Ticket) -> tuple[str, Usage]:
         try:
             async with asyncio.timeout(self.timeout):
                 raw = await self._client.messages.with_raw_response.create(

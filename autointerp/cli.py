@@ -25,12 +25,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
 log = logging.getLogger("autointerp")
 
 
-def _build_parser(prog: str = "autointerp") -> argparse.ArgumentParser:
+def _build_parser(argv: Sequence[str], prog: str = "autointerp") -> argparse.ArgumentParser:
+    """The parser, with the options of the one command named in `argv` (only it is imported)."""
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
+    chosen = next((a for a in argv if not a.startswith("-")), None)
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        importlib.import_module(module).add_arguments(p)
+        if name == chosen:
+            importlib.import_module(module).add_arguments(p)
         p.set_defaults(_module=module)
     return parser
 
@@ -46,7 +49,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _build_parser(argv).parse_args(argv)
     return _run(args)
 
 

@@ -164,7 +164,8 @@ class ClaudeLabeller(Labeller):
         self._cost_known = True
         self._requests = 0
         self._retries = 0
-        self._recent: deque[tuple[float, int]] = deque()  # (time, input+output tokens)
+        self._sent_times: deque[float] = deque()  # requests of the last minute
+        self._recent: deque[tuple[float, int]] = deque()  # (time, tokens) of the last minute
         self._headers: dict[str, int | None] = {}
         self._last_error: str | None = None
 
@@ -233,7 +234,7 @@ class ClaudeLabeller(Labeller):
             cache_read_input_tokens=self._usage.cache_read_input_tokens,
             cost_usd=self._cost,
             cost_known=self._cost_known,
-            requests_per_minute=float(len(self._recent)),
+            requests_per_minute=float(len(self._sent_times)),
             tokens_per_minute=float(sum(t for _, t in self._recent)),
             ratelimit_requests_remaining=self._headers.get("requests"),
             ratelimit_tokens_remaining=self._headers.get("tokens"),
@@ -260,7 +261,7 @@ class ClaudeLabeller(Labeller):
         try:
             ticket = await self._limiter.acquire(est_input, round(self._output_estimate))
             self._requests += 1
-            self._recent.append((self.clock.now(), 0))
+            self._sent_times.append(self.clock.now())
             try:
                 return await self._send(prompt, ticket)
             finally:
@@ -372,6 +373,8 @@ class ClaudeLabeller(Labeller):
     def _prune_recent(self, now: float) -> None:
         while self._recent and self._recent[0][0] <= now - 60.0:
             self._recent.popleft()
+        while self._sent_times and self._sent_times[0] <= now - 60.0:
+            self._sent_times.popleft()
 
     def _read_ratelimit_headers(self, headers: httpx2.Headers) -> None:
         for kind in ("requests", "tokens", "input-tokens", "output-tokens"):

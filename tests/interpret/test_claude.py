@@ -169,6 +169,8 @@ async def test_max_rpm_is_respected_in_every_window() -> None:
         assert "rate_limited" not in srv.outcomes()
     assert stats.ratelimit_requests_remaining is not None
     assert stats.requests == 2 * rpm + 1
+    assert 0 < stats.requests_per_minute <= rpm  # per minute of the labeller's (scaled) clock
+    assert stats.budget_requests_remaining is not None and stats.budget_requests_remaining <= rpm
 
 
 async def test_overload_lowers_concurrency_and_success_restores_it() -> None:

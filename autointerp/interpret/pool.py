@@ -121,6 +121,7 @@ class LabellingPool:
         self._stopping = asyncio.Event()
         self._fatal: FatalLabellerError | None = None
         self._write_lock = asyncio.Lock()
+        self._writes: set[asyncio.Future[None]] = set()
         self._started_at: float | None = None
         self._started_mono = 0.0
         self._ended_mono: float | None = None
@@ -224,6 +225,8 @@ class LabellingPool:
                 await asyncio.gather(*workers, return_exceptions=True)
         finally:
             self._ended_mono = time.monotonic()
+            if self._writes:  # cancelled mid-append: let the write finish before closing
+                await asyncio.gather(*self._writes, return_exceptions=True)
             results.close()
             failures.close()
         if self._stop_reason is None:
@@ -305,9 +308,16 @@ class LabellingPool:
             finally:
                 self._in_flight -= 1
 
-    async def _record_result(self, out: JsonlAppender, result: InterpretationResult) -> None:
+    async def _append(self, out: JsonlAppender, record: object) -> None:
+        """Append in a thread, one at a time; a cancelled caller does not cut the write short."""
         async with self._write_lock:
-            await asyncio.to_thread(out.append, result)
+            write = asyncio.ensure_future(asyncio.to_thread(out.append, record))
+            self._writes.add(write)
+            write.add_done_callback(self._writes.discard)
+            await asyncio.shield(write)
+
+    async def _record_result(self, out: JsonlAppender, result: InterpretationResult) -> None:
+        await self._append(out, result)
         self._labelled.add(result.component_key)
         self._done_this_run += 1
         self._recent.append(RecentLabel(result.component_key, result.label, result.confidence))
@@ -321,7 +331,6 @@ class LabellingPool:
             model=self.labeller.model,
             timestamp=time.time(),
         )
-        async with self._write_lock:
-            await asyncio.to_thread(out.append, failure)
+        await self._append(out, failure)
         self._failed[key] = failure
         log.warning("could not label %s: %s", key, reason)

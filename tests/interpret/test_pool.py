@@ -220,6 +220,35 @@ async def test_stop_lets_in_flight_work_finish_and_be_recorded(tmp_path: Path) -
     assert queue.qsize() == len(comps) - len(results)  # the rest is still pending
 
 
+async def test_cancelling_the_run_leaves_whole_lines_and_a_clean_restart(tmp_path: Path) -> None:
+    """The daemon cancels the pool when its grace period is over: no torn or lost records."""
+    comps = components(40)
+    run = make_run(tmp_path, comps)
+    with FakeMessagesServer(latency=0.03) as srv:
+        labeller = claude(srv)
+        pool = LabellingPool(labeller, ARCH, run, max_concurrent=8)
+        queue: asyncio.Queue[ComponentData | None] = asyncio.Queue()
+        for c in [*comps, None]:
+            queue.put_nowait(c)
+        task = asyncio.ensure_future(pool.run(queue))
+        while pool.snapshot().done_this_run < 10:
+            await asyncio.sleep(0.005)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await labeller.aclose()
+    first, report = read_jsonl(run.results_path, InterpretationResult)
+    assert not report.torn_tail and not report.bad_lines
+    assert 10 <= len(first) < len(comps)
+    with FakeMessagesServer() as srv:
+        await run_pool(run, claude(srv), comps)
+        assert sorted(srv.keys_requested()) == sorted(
+            set(alive_keys(comps)) - {r.component_key for r in first}
+        )
+    results, failures = files(run)
+    assert sorted(results) == sorted(alive_keys(comps)) and failures == []
+
+
 async def test_snapshot_reports_recent_labels_and_rates(tmp_path: Path) -> None:
     comps = components(30)
     run = make_run(tmp_path, comps)

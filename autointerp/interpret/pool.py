@@ -109,6 +109,7 @@ class LabellingPool:
                 self._prior_cost += rec.cost_usd
                 self._prior_cost_known &= rec.cost_known
         self._failed: dict[str, LabelFailure] = {}
+        self._earlier_attempts: dict[str, int] = {}
         self._reconcile_failures()
 
         self._taken: set[str] = set()
@@ -137,6 +138,7 @@ class LabellingPool:
         for failure in iter_jsonl(path, LabelFailure):
             lines += 1
             latest[failure.component_key] = failure
+        self._earlier_attempts = {k: f.attempts for k, f in latest.items()}
         keep = {} if self.retry_failed else latest
         keep = {k: f for k, f in keep.items() if k not in self._labelled}
         if len(keep) != lines or path.stat().st_size != sum(
@@ -326,7 +328,7 @@ class LabellingPool:
         failure = LabelFailure(
             component_key=key,
             reason=reason,
-            attempts=1,
+            attempts=self._earlier_attempts.get(key, 0) + 1,  # runs in which it failed
             labeller=self.labeller.name,
             model=self.labeller.model,
             timestamp=time.time(),

@@ -111,6 +111,10 @@ async def test_failures_stay_failed_without_retry(tmp_path: Path) -> None:
         await run_pool(run, claude(srv), comps[:2], max_concurrent=2)
     _, failed = files(run)
     assert sorted(failed) == sorted(c.component_key for c in comps[:2])
+    with FakeMessagesServer(faults=[Fault.SERVER_ERROR] * 4) as srv:  # fails again: 2nd run
+        await run_pool(run, claude(srv), comps[:2], max_concurrent=2)
+    again, _ = read_jsonl(run.failures_path, LabelFailure)
+    assert [f.attempts for f in again] == [2, 2]
     before = run.failures_path.read_bytes()
     with FakeMessagesServer() as srv:
         pool = await run_pool(run, claude(srv), comps, retry_failed=False)

@@ -73,7 +73,11 @@ class _Transient(Exception):
 
 
 class _Unusable(Exception):
-    """A 200 whose text is not a usable label (refusal, truncated, invalid JSON)."""
+    """A 200 whose text is not a usable label (a refusal, a truncated answer); it still cost."""
+
+    def __init__(self, reason: str, used: Usage) -> None:
+        super().__init__(reason)
+        self.used = used
 
 
 def retry_after_seconds(headers: httpx2.Headers | None) -> float | None:
@@ -192,6 +196,8 @@ class ClaudeLabeller(Labeller):
                 await self._backoff(e, transient_attempts)
                 continue
             except (_Unusable, InvalidResponse) as e:
+                if isinstance(e, _Unusable):
+                    usage = usage + e.used
                 content_attempts += 1
                 self._note_error(str(e))
                 if content_attempts >= self.retry.max_content_attempts:
@@ -310,12 +316,9 @@ class ClaudeLabeller(Labeller):
             self._read_ratelimit_headers(e.response.headers)
             raise self._classify(e) from None
         except (anthropic.APIConnectionError, TimeoutError) as e:
-            kind = (
-                "timed out"
-                if isinstance(e, TimeoutError | anthropic.APITimeoutError)
-                else ("connection failed")
-            )
-            raise _Transient(f"request {kind} ({type(e).__name__})") from None
+            timed_out = isinstance(e, TimeoutError | anthropic.APITimeoutError)
+            what = "timed out" if timed_out else "connection failed"
+            raise _Transient(f"request {what} ({type(e).__name__})") from None
         except (json.JSONDecodeError, anthropic.APIResponseValidationError) as e:
             raise _Transient(f"malformed response body ({type(e).__name__})") from None
 
@@ -330,9 +333,9 @@ class ClaudeLabeller(Labeller):
         self._concurrency.on_success()
         text = "".join(b.text for b in message.content if b.type == "text")
         if message.stop_reason == "refusal":
-            raise _Unusable("the model refused")
+            raise _Unusable("the model refused", used)
         if message.stop_reason == "max_tokens":
-            raise _Unusable(f"the answer was cut off at max_tokens ({self.max_tokens})")
+            raise _Unusable(f"the answer was cut off at max_tokens ({self.max_tokens})", used)
         return text, used
 
     def _classify(self, e: anthropic.APIStatusError) -> Exception:

@@ -81,7 +81,13 @@ async def test_transient_faults_are_retried(fault: Fault) -> None:
 @pytest.mark.parametrize("fault", CONTENT_FAULTS)
 async def test_unusable_answers_are_retried_a_bounded_number_of_times(fault: Fault) -> None:
     with FakeMessagesServer(faults=[fault]) as srv:
-        assert (await label_one(srv)).label.startswith("fake label")
+        result = await label_one(srv)
+        assert result.label.startswith("fake label")
+    with FakeMessagesServer() as srv:
+        clean = await label_one(srv)
+    # The unusable answer's tokens are part of what this component cost.
+    assert result.input_tokens == 2 * clean.input_tokens
+    assert result.cost_usd > clean.cost_usd
     with FakeMessagesServer(faults=[fault] * 10) as srv:
         with pytest.raises(LabelError) as err:
             await label_one(srv)

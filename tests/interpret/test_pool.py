@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from autointerp.interpret.base import FatalLabellerError, Labeller
 from autointerp.interpret.claude import ClaudeLabeller, RetryPolicy
@@ -262,3 +264,35 @@ async def test_snapshot_reports_recent_labels_and_rates(tmp_path: Path) -> None:
     assert snap.recent[-1].key == comps[-1].component_key
     assert snap.labeller_name == "offline" and snap.model == "offline"
     assert snap.cost_usd == 0.0 and snap.started_at is not None
+
+
+fault_scripts = st.lists(
+    st.sampled_from([None, None, *(k for k in TRANSIENT_FAULTS if k is not Fault.SLOW)])
+    | st.sampled_from(CONTENT_FAULTS),
+    max_size=30,
+)
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(script=fault_scripts, concurrency=st.integers(1, 5))
+def test_any_fault_script_keeps_the_invariant_and_restart_only_retries_failures(
+    tmp_path_factory: pytest.TempPathFactory, script: list[Fault | None], concurrency: int
+) -> None:
+    comps = components(12, dead_every=6)
+    run = make_run(tmp_path_factory.mktemp("run"), comps)
+
+    async def scenario() -> None:
+        with FakeMessagesServer(faults=script) as srv:
+            await run_pool(run, claude(srv), comps, max_concurrent=concurrency)
+        results, failures = files(run)
+        assert len(results) == len(set(results)) and len(failures) == len(set(failures))
+        assert not set(results) & set(failures)
+        assert set(results) | set(failures) == alive_keys(comps)
+        with FakeMessagesServer() as srv:
+            await run_pool(run, claude(srv), comps, max_concurrent=concurrency)
+            assert Counter(srv.keys_requested()) == Counter(failures)
+        assert sorted(files(run)[0]) == sorted(alive_keys(comps))
+
+    asyncio.run(scenario())

@@ -174,15 +174,12 @@ class RateLimiter:
             wait = self._wait_time(est_input, est_output, now)
             if wait <= 0:
                 break
+            if wait < math.inf:
+                await self.clock.sleep(wait)
+                continue
+            # Only a request in flight ending can make room: wait for one to close.
             self._closed.clear()
-            sleeping = asyncio.ensure_future(self.clock.sleep(wait)) if wait < math.inf else None
-            woken = asyncio.ensure_future(self._closed.wait())
-            pending = {woken} if sleeping is None else {woken, sleeping}
-            try:
-                await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for task in pending:
-                    task.cancel()
+            await self._closed.wait()
         ticket = Ticket(on_close=self._closed.set, margin_s=self._margin_s)
         if self.requests is not None:
             ticket.entries.append(self.requests.reserve(1, now))

@@ -1,8 +1,9 @@
 """Turn accumulators into `ComponentData` records, streaming, in vectorised chunks on the device.
 
 Scores are computed for a chunk of components at once; only the final top-k lists go to Python.
-PMI is ranked by its argument `co·N / (f·T)` (log is monotone) and logged afterwards, so ties are
-decided on exactly computed ratios. Lists contain only pairs with co > 0.
+PMI is ranked by its argument `co·N / (f·T)` (log is monotone) and logged afterwards, and recall
+by `co` (f is constant in a row), so ties are decided on exactly computed values. Lists contain
+only pairs with co > 0, where every score is finite by construction.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ from autointerp.schemas import (
     finite,
 )
 
-CHUNK_ENTRIES = 2**24
+FINALIZE_CHUNK_ENTRIES = 2**24
 """Entries of one [components, vocab or components] score table per chunk."""
+
+Ranked = list[list[tuple[int, float]]]
 
 
 class _Decoder:
@@ -33,60 +36,70 @@ class _Decoder:
 
     def __init__(self, decode: Callable[[int], str]) -> None:
         self._decode = decode
-        self._cache: dict[int, str] = {PAD_ID: PAD_TOKEN}
+        self.names: dict[int, str] = {PAD_ID: PAD_TOKEN}
 
-    def __call__(self, token_id: int) -> str:
-        text = self._cache.get(token_id)
-        if text is None:
-            text = self._cache[token_id] = self._decode(token_id)
-        return text
-
-
-Ranked = list[list[tuple[int, float]]]
+    def learn(self, ids: torch.Tensor) -> dict[int, str]:
+        """Decode the ids not seen yet; returns the cache for plain lookups."""
+        for token_id in torch.unique(ids).tolist():
+            if token_id not in self.names:
+                self.names[token_id] = self._decode(token_id)
+        return self.names
 
 
-def _ranked(score: torch.Tensor, valid: torch.Tensor, k: int, log: bool = False) -> Ranked:
-    cols, vals, present = topk_rows(score, valid, k)
-    if log:
-        vals = torch.log(vals.abs())
-    rows = []
-    for c_row, v_row, p_row in zip(cols.tolist(), vals.tolist(), present.tolist(), strict=True):
-        rows.append([(c, v) for c, v, p in zip(c_row, v_row, p_row, strict=True) if p])
-    return rows
+def _rows(cols: torch.Tensor, shown: torch.Tensor, n_present: torch.Tensor) -> Ranked:
+    return [
+        list(zip(c_row[:m], v_row[:m], strict=True))
+        for c_row, v_row, m in zip(cols.tolist(), shown.tolist(), n_present.tolist(), strict=True)
+    ]
 
 
 def _stats(
-    co: torch.Tensor, f: torch.Tensor, t: torch.Tensor, n: float, k: int, valid: torch.Tensor
-) -> list[Ranked]:
-    """(precision, recall, pmi) rankings of a chunk: `co` [R, M], `f` [R, 1], `t` [1, M]."""
-    precision = _ranked(co / t, valid, k)
-    recall = _ranked(co / f, valid, k)
-    pmi = _ranked((co * n) / (f * t), valid, k, log=True)
-    return [precision, recall, pmi]
+    co: torch.Tensor, f: torch.Tensor, t: torch.Tensor, n: float, k: int, bottom: bool = False
+) -> tuple[list[Ranked], torch.Tensor]:
+    """(precision, recall, pmi[, bottom pmi]) of a chunk: `co` [R, M] (0 = never together),
+    `f` [R, 1], `t` [1, M]; and the columns that were picked (to decode their names).
+
+    Within a row f is constant, so PMI ranks exactly like precision (`co/t`) and recall like
+    `co`: two rankings serve three lists, and scores are computed only for the picked entries.
+    """
+    precision_key = (co / t).nan_to_num_(nan=0.0)  # 0/0 where t (and so co) is 0
+    cols, precision, n_p = topk_rows(precision_key, k)
+    co_p = co.gather(1, cols).to(torch.float64)
+    pmi = torch.log((co_p * n) / (f * t[0, cols]))
+    cols_r, co_r, n_r = topk_rows(co, k)
+    lists = [_rows(cols, precision, n_p), _rows(cols_r, co_r / f, n_r), _rows(cols, pmi, n_p)]
+    if bottom:
+        low_key = torch.where(co > 0, precision_key, float("inf")).neg_()
+        cols_b, _, n_b = topk_rows(low_key, k, floor=float("-inf"))
+        co_b = co.gather(1, cols_b).to(torch.float64)
+        lists.append(_rows(cols_b, torch.log((co_b * n) / (f * t[0, cols_b])), n_b))
+    return lists, torch.cat([cols, cols_r], dim=1)
 
 
-def _examples(h: Harvester, c0: int, c1: int, decode: _Decoder) -> list[list[ActivationExample]]:
+def _examples(h: Harvester, c0: int, c1: int, decoder: _Decoder) -> list[list[ActivationExample]]:
     ex = h.examples
     keys = ex.keys[c0:c1]
     w = h.context_tokens_per_side
-    active = ex.ci[c0:c1, :, w].to(torch.float64)
     used = keys != EMPTY_KEY
-    rank_ci = torch.where(used, -active, float("inf"))
+    rank_ci = torch.where(used, -ex.ci[c0:c1, :, w].to(torch.float64), float("inf"))
     # Best first: CI descending, then key ascending; empty slots last.
     order = torch.argsort(keys, dim=1, stable=True)
     order = order.gather(1, torch.argsort(rank_ci.gather(1, order), dim=1, stable=True))
     tokens = ex.tokens[c0:c1].gather(1, order[:, :, None].expand(-1, -1, ex.tokens.shape[2]))
     ci = ex.ci[c0:c1].gather(1, order[:, :, None].expand(-1, -1, ex.ci.shape[2]))
-    n_used = used.sum(1).tolist()
+    ci = torch.nan_to_num(ci, nan=0.0, posinf=0.0, neginf=0.0)
+    names = decoder.learn(ex.tokens[c0:c1][used])
     out = []
-    for n_ex, tok_rows, ci_rows in zip(n_used, tokens.tolist(), ci.tolist(), strict=True):
+    for n_ex, tok_rows, ci_rows in zip(
+        used.sum(1).tolist(), tokens.tolist(), ci.tolist(), strict=True
+    ):
         out.append(
             [
                 ActivationExample(
-                    tokens=[decode(t) for t in tok_row],
-                    ci_values=[finite(x) for x in ci_row],
+                    tokens=[names[t] for t in tok_row],
+                    ci_values=ci_row,
                     active_pos=w,
-                    active_ci=finite(ci_row[w]),
+                    active_ci=ci_row[w],
                 )
                 for tok_row, ci_row in zip(tok_rows[:n_ex], ci_rows[:n_ex], strict=True)
             ]
@@ -94,21 +107,12 @@ def _examples(h: Harvester, c0: int, c1: int, decode: _Decoder) -> list[list[Act
     return out
 
 
-def _named(ranked: list[tuple[int, float]], name: Callable[[int], str]) -> list[tuple[str, float]]:
-    return [(name(i), finite(score)) for i, score in ranked]
-
-
-def _token_stats(stats: list[Ranked], j: int, decode: _Decoder) -> TokenStats:
-    precision, recall, pmi = stats
-    return TokenStats(
-        top_precision=_named(precision[j], decode),
-        top_recall=_named(recall[j], decode),
-        top_pmi=_named(pmi[j], decode),
-    )
+def _named(ranked: list[tuple[int, float]], names: dict[int, str] | list[str]) -> list:
+    return [(names[i], score) for i, score in ranked]
 
 
 def _chunk_size(h: Harvester) -> int:
-    return max(1, CHUNK_ENTRIES // max(h.vocab_size, h.n_components))
+    return max(1, FINALIZE_CHUNK_ENTRIES // max(h.vocab_size, h.n_components))
 
 
 def finalize(
@@ -124,7 +128,7 @@ def finalize(
     equals the position in layout order and `start` is simply the count already written.
     """
     h = harvester
-    cached = _Decoder(decode)
+    decoder = _Decoder(decode)
     keys = [component_key(m, i) for m, n in h.layout for i in range(n)]
     where = [(m, i) for m, n in h.layout for i in range(n)]
     n = float(h.n_tokens)
@@ -136,17 +140,13 @@ def finalize(
         for c0 in range(start, h.n_components, step):
             c1 = min(h.n_components, c0 + step)
             f = f_all[c0:c1, None]
-            co = h.input_co[c0:c1].to(torch.float64)
-            input_stats = _stats(co, f, t_in, n, top_k, co > 0)
-            co = h.output_co[c0:c1]
-            output_stats = _stats(co, f, t_out, n, top_k, co > 0)
-            co = h.cooc_rows(c0, c1).to(torch.float64)
-            valid = co > 0
-            valid[torch.arange(c1 - c0), torch.arange(c0, c1)] = False
-            precision, recall, pmi = _stats(co, f, f_all[None], n, top_k, valid)
-            ratio = (co * n) / (f * f_all[None])
-            bottom = _ranked(-ratio, valid, top_k, log=True)
-            examples = _examples(h, c0, c1, cached)
+            input_stats, in_cols = _stats(h.input_co[c0:c1], f, t_in, n, top_k)
+            output_stats, out_cols = _stats(h.output_co[c0:c1], f, t_out, n, top_k)
+            co = h.cooc_rows(c0, c1)
+            co[torch.arange(c1 - c0), torch.arange(c0, c1)] = 0  # a component is not its own pair
+            corr, _ = _stats(co, f, f_all[None], n, top_k, bottom=True)
+            names = decoder.learn(torch.cat([in_cols.flatten(), out_cols.flatten()]))
+            examples = _examples(h, c0, c1, decoder)
             counts = h.firing_count[c0:c1].tolist()
             ci_sums = h.ci_sum[c0:c1].tolist()
             for j in range(c1 - c0):
@@ -158,14 +158,9 @@ def finalize(
                     component_idx=idx,
                     mean_ci=finite(ci_sums[j] / n) if n else 0.0,
                     activation_examples=examples[j],
-                    input_token_stats=_token_stats(input_stats, j, cached),
-                    output_token_stats=_token_stats(output_stats, j, cached),
-                    correlations=ComponentCorrelations(
-                        precision=_named(precision[j], keys.__getitem__),
-                        recall=_named(recall[j], keys.__getitem__),
-                        pmi=_named(pmi[j], keys.__getitem__),
-                        bottom_pmi=_named(bottom[j], keys.__getitem__),
-                    ),
+                    input_token_stats=TokenStats(*(_named(s[j], names) for s in input_stats)),
+                    output_token_stats=TokenStats(*(_named(s[j], names) for s in output_stats)),
+                    correlations=ComponentCorrelations(*(_named(s[j], keys) for s in corr)),
                     firing_count=counts[j],
                     firing_density=finite(counts[j] / n) if n else 0.0,
                 )

@@ -21,8 +21,11 @@ from autointerp.harvest.kernels import csr_rows, mask_product, sparse_row_sums
 log = logging.getLogger(__name__)
 
 INT32_LIMIT = 2**31 - 1
-BLOCK_ENTRIES = 2**23
-"""Entries of a [positions, components] or [components, vocab] working tensor per block."""
+BLOCK_ENTRIES = 2**25
+"""Entries of the [positions, components] masks of one block: the tables are read and written once
+per block, so blocks are as large as memory allows."""
+CHUNK_ENTRIES = 2**23
+"""Entries of one [components, vocab or components] partial result inside a block."""
 
 STATE_VERSION = 1
 
@@ -60,7 +63,7 @@ class Harvester:
         self.n_batches = 0
         c, v, dev = self.n_components, self.vocab_size, self.device
         self.block_positions = block_positions(c)
-        self.chunk_entries = BLOCK_ENTRIES
+        self.chunk_entries = CHUNK_ENTRIES
         """Bound on one [components, vocab or components] result inside a block."""
         self.firing_count = torch.zeros(c, dtype=torch.int64, device=dev)
         self.ci_sum = torch.zeros(c, dtype=torch.float64, device=dev)

@@ -10,9 +10,10 @@ Accumulators (C components, V vocabulary, k examples, W tokens per side, N token
     examples             C·k·(16 + (2W+1)·8)   (key, position, window token ids and CI)
 
 Per batch (P = batch·context positions) the inputs are P·(8 + 4C + 4V) bytes; the update works on
-blocks of R = max(64, 2^23 // C) positions and needs at most about R·(C·67 + V·8) bytes beyond
-them (masks, index lists of the block's firings at 100% density, float64 probabilities) plus three
-2^23-entry chunk results. Finalize works on chunks of 2^24 scores (about 1.3 GiB in all).
+blocks of R = max(64, 2^25 // C) positions and needs at most R·(73·C + 8·V) bytes beyond them
+(3 bytes of masks per entry, ~70 bytes of index lists per firing, counted at 100% density, and the
+float64 probabilities) plus three 2^23-entry partial results. Finalize works on chunks of 2^24
+scores (about 1 GiB in all); the larger of the two working sets counts.
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from pathlib import Path
 import torch
 
 from autointerp.errors import UserError
-from autointerp.harvest.harvester import BLOCK_ENTRIES, INT32_LIMIT, block_positions
+from autointerp.harvest.finalize import FINALIZE_CHUNK_ENTRIES
+from autointerp.harvest.harvester import CHUNK_ENTRIES, INT32_LIMIT, block_positions
 
 GIB = 2**30
-FINALIZE_BYTES = 2**24 * 80
+FINALIZE_BYTES = FINALIZE_CHUNK_ENTRIES * 64
 
 
 def accumulator_bytes(
@@ -59,7 +61,7 @@ def working_bytes(
     v = vocab_size
     p = batch_size * context_length
     r = min(p, block_positions(c))
-    update = r * (c * 67 + v * 8) + 3 * BLOCK_ENTRIES * 8
+    update = r * (c * 73 + v * 8) + 3 * CHUNK_ENTRIES * 8
     return {"batch_inputs": p * (8 + 4 * c + 4 * v), "working_set": max(update, FINALIZE_BYTES)}
 
 

@@ -1,8 +1,9 @@
 """Row-wise top-k with deterministic ties (equal scores: lower index first), vectorised.
 
 `torch.topk` picks among equal scores arbitrarily; a full stable sort of every row costs
-O(V log V) per component. Instead: find the k-th largest value, keep everything above it, fill
-with the lowest-indexed entries equal to it, then order the <= k picks (stable, by score).
+O(V log V) per component. Instead: take `topk`, and only in rows where more entries equal the
+k-th value than fit (a tie straddles the cut) re-pick from the list of entries >= the k-th value,
+keeping the lowest-indexed tied ones. Then order the <= k picks by score, ties by index.
 """
 
 from __future__ import annotations
@@ -10,28 +11,42 @@ from __future__ import annotations
 import torch
 
 
-def topk_rows(score: torch.Tensor, valid: torch.Tensor, k: int) -> tuple[torch.Tensor, ...]:
-    """Per row, the `k` largest valid scores, ties by column ascending.
+def _repick(s: torch.Tensor, kth: torch.Tensor, kk: int) -> torch.Tensor:
+    """Columns [R, kk] of the top `kk` of rows `s`, ties at `kth` resolved by lowest index."""
+    row, col = torch.nonzero(s >= kth).unbind(1)  # sorted by row, then column
+    tied = (s[row, col] == kth[row, 0]).to(torch.int64)
+    start = torch.searchsorted(row, row)
+    tie_csum = tied.cumsum(0)
+    tie_rank = tie_csum - (tie_csum[start] - tied[start])  # 1-based rank among the row's ties
+    n_above = torch.bincount(row[tied == 0], minlength=s.shape[0])
+    keep = (tied == 0) | (tie_rank <= kk - n_above[row])
+    row, col = row[keep], col[keep]
+    slot = torch.arange(row.numel(), device=s.device) - torch.searchsorted(row, row)
+    out = torch.empty((s.shape[0], kk), dtype=torch.int64, device=s.device)
+    out[row, slot] = col
+    return out
 
-    Returns `(columns [R, k'], scores [R, k'], present [R, k'])` with `k' = min(k, n_cols)`,
-    best first; `present` is False in the tail of rows with fewer than k valid entries.
+
+def topk_rows(
+    key: torch.Tensor, k: int, floor: float = 0.0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per row, the `k` largest keys above `floor`, ties by column ascending.
+
+    Entries with `key <= floor` are not candidates. Returns `(columns [R, k'], keys [R, k'],
+    n_present [R])` with `k' = min(k, n_cols)`, best first; only the first `n_present[r]` entries
+    of row r are real (rows with fewer than k candidates).
     """
-    n_rows, n_cols = score.shape
+    n_rows, n_cols = key.shape
     kk = min(k, n_cols)
     if kk == 0 or n_rows == 0:
-        empty = torch.zeros((n_rows, 0), dtype=torch.int64, device=score.device)
-        return empty, score.new_zeros((n_rows, 0)), empty.bool()
-    s = score.masked_fill(~valid, float("-inf"))
-    kth = s.topk(kk, dim=1).values[:, -1:]
-    above = s > kth
-    tied = (s == kth) & valid
-    room = kk - above.sum(1, keepdim=True)
-    picked = above | (tied & (tied.cumsum(1) <= room))
-    columns = torch.arange(n_cols, device=score.device).expand(n_rows, n_cols)
-    cols = torch.where(picked, columns, n_cols).topk(kk, dim=1, largest=False).values
+        empty = torch.zeros((n_rows, 0), dtype=torch.int64, device=key.device)
+        return empty, key.new_zeros((n_rows, 0)), empty.new_zeros(n_rows)
+    vals, cols = key.topk(kk, dim=1)
+    kth = vals[:, -1:]
+    straddle = ((key >= kth).sum(1) > kk) & (kth[:, 0] > floor)
+    rows = torch.nonzero(straddle).squeeze(1)
+    if rows.numel():
+        cols[rows] = _repick(key[rows], kth[rows], kk)
     cols = cols.sort(dim=1).values
-    present = cols < n_cols
-    cols = cols.clamp(max=n_cols - 1)
-    vals = s.gather(1, cols).masked_fill(~present, float("-inf"))
-    vals, order = vals.sort(dim=1, descending=True, stable=True)
-    return cols.gather(1, order), vals, present.gather(1, order)
+    vals, order = key.gather(1, cols).sort(dim=1, descending=True, stable=True)
+    return cols.gather(1, order), vals, (vals > floor).sum(1)

@@ -8,6 +8,7 @@ The API key is read from `ANTHROPIC_API_KEY` only and is scrubbed from every mes
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import email.utils
 import json
 import logging
@@ -45,6 +46,8 @@ log = logging.getLogger(__name__)
 
 MAX_TOKENS = 1024
 MAX_RETRY_AFTER_S = 900.0
+_SENDING: contextvars.ContextVar[Ticket | None] = contextvars.ContextVar("sending", default=None)
+"""The ticket of the request this task is sending, for the HTTP hook that timestamps it."""
 CHARS_PER_TOKEN = 3.5
 """For the input-token estimate reserved against `--max-input-tpm` before sending."""
 
@@ -70,7 +73,11 @@ class _Transient(Exception):
 
 
 class _Unusable(Exception):
-    """A 200 whose text is not a usable label (refusal, truncated, invalid JSON)."""
+    """A 200 whose text is not a usable label (a refusal, a truncated answer); it still cost."""
+
+    def __init__(self, reason: str, used: Usage) -> None:
+        super().__init__(reason)
+        self.used = used
 
 
 def retry_after_seconds(headers: httpx2.Headers | None) -> float | None:
@@ -145,6 +152,9 @@ class ClaudeLabeller(Labeller):
             base_url=base_url,  # None: the SDK reads ANTHROPIC_BASE_URL, else the public API
             max_retries=0,
             timeout=timeout,
+            http_client=anthropic.DefaultAsyncHttpxClient(
+                event_hooks={"request": [self._on_request]}
+            ),
             _strict_response_validation=_strict_response_validation,
         )
         self._limiter = RateLimiter(limits or RateLimits(), self.clock)
@@ -158,7 +168,8 @@ class ClaudeLabeller(Labeller):
         self._cost_known = True
         self._requests = 0
         self._retries = 0
-        self._recent: deque[tuple[float, int]] = deque()  # (time, input+output tokens)
+        self._sent_times: deque[float] = deque()  # requests of the last minute
+        self._recent: deque[tuple[float, int]] = deque()  # (time, tokens) of the last minute
         self._headers: dict[str, int | None] = {}
         self._last_error: str | None = None
 
@@ -185,6 +196,8 @@ class ClaudeLabeller(Labeller):
                 await self._backoff(e, transient_attempts)
                 continue
             except (_Unusable, InvalidResponse) as e:
+                if isinstance(e, _Unusable):
+                    usage = usage + e.used
                 content_attempts += 1
                 self._note_error(str(e))
                 if content_attempts >= self.retry.max_content_attempts:
@@ -227,7 +240,7 @@ class ClaudeLabeller(Labeller):
             cache_read_input_tokens=self._usage.cache_read_input_tokens,
             cost_usd=self._cost,
             cost_known=self._cost_known,
-            requests_per_minute=float(len(self._recent)),
+            requests_per_minute=float(len(self._sent_times)),
             tokens_per_minute=float(sum(t for _, t in self._recent)),
             ratelimit_requests_remaining=self._headers.get("requests"),
             ratelimit_tokens_remaining=self._headers.get("tokens"),
@@ -254,7 +267,7 @@ class ClaudeLabeller(Labeller):
         try:
             ticket = await self._limiter.acquire(est_input, round(self._output_estimate))
             self._requests += 1
-            self._recent.append((self.clock.now(), 0))
+            self._sent_times.append(self.clock.now())
             try:
                 return await self._send(prompt, ticket)
             finally:
@@ -262,7 +275,25 @@ class ClaudeLabeller(Labeller):
         finally:
             await self._concurrency.release()
 
+    async def _on_request(self, request: httpx2.Request) -> None:
+        """HTTP event hook: trace this request so that its send time can be taken."""
+        request.extensions["trace"] = self._trace
+
+    async def _trace(self, event: str, info: dict[str, object]) -> None:
+        """The moment the request headers go on the wire (after any connection set-up)."""
+        if event.endswith("send_request_headers.started"):
+            ticket = _SENDING.get()
+            if ticket is not None:
+                ticket.mark_sent(self.clock.now())
+
     async def _send(self, prompt: Prompt, ticket: Ticket) -> tuple[str, Usage]:
+        sending = _SENDING.set(ticket)
+        try:
+            return await self._send_once(prompt, ticket)
+        finally:
+            _SENDING.reset(sending)
+
+    async def _send_once(self, prompt: Prompt, ticket: Ticket) -> tuple[str, Usage]:
         try:
             async with asyncio.timeout(self.timeout):
                 raw = await self._client.messages.with_raw_response.create(
@@ -285,12 +316,9 @@ class ClaudeLabeller(Labeller):
             self._read_ratelimit_headers(e.response.headers)
             raise self._classify(e) from None
         except (anthropic.APIConnectionError, TimeoutError) as e:
-            kind = (
-                "timed out"
-                if isinstance(e, TimeoutError | anthropic.APITimeoutError)
-                else ("connection failed")
-            )
-            raise _Transient(f"request {kind} ({type(e).__name__})") from None
+            timed_out = isinstance(e, TimeoutError | anthropic.APITimeoutError)
+            what = "timed out" if timed_out else "connection failed"
+            raise _Transient(f"request {what} ({type(e).__name__})") from None
         except (json.JSONDecodeError, anthropic.APIResponseValidationError) as e:
             raise _Transient(f"malformed response body ({type(e).__name__})") from None
 
@@ -305,9 +333,9 @@ class ClaudeLabeller(Labeller):
         self._concurrency.on_success()
         text = "".join(b.text for b in message.content if b.type == "text")
         if message.stop_reason == "refusal":
-            raise _Unusable("the model refused")
+            raise _Unusable("the model refused", used)
         if message.stop_reason == "max_tokens":
-            raise _Unusable(f"the answer was cut off at max_tokens ({self.max_tokens})")
+            raise _Unusable(f"the answer was cut off at max_tokens ({self.max_tokens})", used)
         return text, used
 
     def _classify(self, e: anthropic.APIStatusError) -> Exception:
@@ -348,6 +376,8 @@ class ClaudeLabeller(Labeller):
     def _prune_recent(self, now: float) -> None:
         while self._recent and self._recent[0][0] <= now - 60.0:
             self._recent.popleft()
+        while self._sent_times and self._sent_times[0] <= now - 60.0:
+            self._sent_times.popleft()
 
     def _read_ratelimit_headers(self, headers: httpx2.Headers) -> None:
         for kind in ("requests", "tokens", "input-tokens", "output-tokens"):

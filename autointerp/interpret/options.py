@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from autointerp.errors import UserError
 from autointerp.interpret.base import Labeller
 from autointerp.interpret.defaults import API_KEY_ENV, DEFAULT_MODEL
 
@@ -84,7 +85,14 @@ def build_labeller(args: argparse.Namespace) -> Labeller:
 
         return OfflineLabeller()
     from autointerp.interpret.claude import ClaudeLabeller
+    from autointerp.interpret.pricing import price_of
     from autointerp.interpret.ratelimit import RateLimits
+
+    if getattr(args, "budget_usd", None) is not None and price_of(args.model) is None:
+        raise UserError(
+            f"--budget-usd cannot be kept for model {args.model!r}: its price is not in the table "
+            "(autointerp/interpret/pricing.py); drop --budget-usd or use a listed model"
+        )
 
     return ClaudeLabeller(
         args.model,

@@ -109,6 +109,7 @@ class LabellingPool:
                 self._prior_cost += rec.cost_usd
                 self._prior_cost_known &= rec.cost_known
         self._failed: dict[str, LabelFailure] = {}
+        self._earlier_attempts: dict[str, int] = {}
         self._reconcile_failures()
 
         self._taken: set[str] = set()
@@ -121,6 +122,7 @@ class LabellingPool:
         self._stopping = asyncio.Event()
         self._fatal: FatalLabellerError | None = None
         self._write_lock = asyncio.Lock()
+        self._writes: set[asyncio.Future[None]] = set()
         self._started_at: float | None = None
         self._started_mono = 0.0
         self._ended_mono: float | None = None
@@ -136,6 +138,7 @@ class LabellingPool:
         for failure in iter_jsonl(path, LabelFailure):
             lines += 1
             latest[failure.component_key] = failure
+        self._earlier_attempts = {k: f.attempts for k, f in latest.items()}
         keep = {} if self.retry_failed else latest
         keep = {k: f for k, f in keep.items() if k not in self._labelled}
         if len(keep) != lines or path.stat().st_size != sum(
@@ -224,6 +227,8 @@ class LabellingPool:
                 await asyncio.gather(*workers, return_exceptions=True)
         finally:
             self._ended_mono = time.monotonic()
+            if self._writes:  # cancelled mid-append: let the write finish before closing
+                await asyncio.gather(*self._writes, return_exceptions=True)
             results.close()
             failures.close()
         if self._stop_reason is None:
@@ -305,9 +310,16 @@ class LabellingPool:
             finally:
                 self._in_flight -= 1
 
-    async def _record_result(self, out: JsonlAppender, result: InterpretationResult) -> None:
+    async def _append(self, out: JsonlAppender, record: object) -> None:
+        """Append in a thread, one at a time; a cancelled caller does not cut the write short."""
         async with self._write_lock:
-            await asyncio.to_thread(out.append, result)
+            write = asyncio.ensure_future(asyncio.to_thread(out.append, record))
+            self._writes.add(write)
+            write.add_done_callback(self._writes.discard)
+            await asyncio.shield(write)
+
+    async def _record_result(self, out: JsonlAppender, result: InterpretationResult) -> None:
+        await self._append(out, result)
         self._labelled.add(result.component_key)
         self._done_this_run += 1
         self._recent.append(RecentLabel(result.component_key, result.label, result.confidence))
@@ -316,12 +328,11 @@ class LabellingPool:
         failure = LabelFailure(
             component_key=key,
             reason=reason,
-            attempts=1,
+            attempts=self._earlier_attempts.get(key, 0) + 1,  # runs in which it failed
             labeller=self.labeller.name,
             model=self.labeller.model,
             timestamp=time.time(),
         )
-        async with self._write_lock:
-            await asyncio.to_thread(out.append, failure)
+        await self._append(out, failure)
         self._failed[key] = failure
         log.warning("could not label %s: %s", key, reason)

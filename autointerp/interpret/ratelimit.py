@@ -43,12 +43,13 @@ class _Entry:
 
 
 class SlidingWindow:
-    """At most `limit` units in any `window_s` seconds, counted from when each request ENDED.
+    """At most `limit` units in any `window_s` seconds, as the server sees them.
 
-    An entry counts from the moment it is reserved until `window_s` after it is closed (when the
-    response came back). The server saw the request at some moment in between, so however long
-    the request took to leave this process or cross the network, the server never sees more than
-    `limit` in any window of its own. The price is one request latency per window of throughput.
+    An entry counts from the moment it is reserved, for as long as it is open (in flight), and
+    until `window_s` after the time it is closed with. The server counts a request at some moment
+    between our sending it and its answer, so closing with the answer time can never let the
+    server see more than `limit` in a window of its own; `Ticket.close` uses the send time plus a
+    margin instead when that is earlier (a long generation does not hold the slot).
     A single amount larger than `limit` goes when nothing else counts, never refused forever.
     """
 
@@ -90,12 +91,21 @@ class SlidingWindow:
 
 @dataclass
 class Ticket:
-    """What one request reserved. `settle` puts in the real token usage; `close` ends it."""
+    """What one request reserved. `settle` puts in the real token usage; `close` ends it.
+
+    `mark_sent` records when the request left (an HTTP event hook); on close, the budget counts
+    the request at `min(end, sent + margin_s)`: the margin covers the trip to the server.
+    """
 
     entries: list[_Entry] = field(default_factory=list)
     input_entry: _Entry | None = None
     output_entry: _Entry | None = None
     on_close: Callable[[], None] | None = None
+    margin_s: float = 0.0
+    sent_at: float | None = None
+
+    def mark_sent(self, now: float) -> None:
+        self.sent_at = now
 
     def settle(self, input_tokens: int, output_tokens: int) -> None:
         if self.input_entry is not None:
@@ -104,10 +114,11 @@ class Ticket:
             self.output_entry.amount = output_tokens
 
     def close(self, now: float) -> None:
+        at = now if self.sent_at is None else min(now, self.sent_at + self.margin_s)
         for entry in self.entries:
             if entry.open:
                 entry.open = False
-                entry.at = now
+                entry.at = at
         if self.on_close is not None:
             self.on_close()
 
@@ -121,6 +132,9 @@ class RateLimits:
     max_output_tpm: float | None = None
     window_s: float = 60.0
     slack: float = 0.0
+    """Widen each window by this fraction (extra safety; 0 by default)."""
+    send_margin: float = 0.02
+    """A request counts at its send time plus this fraction of the window (1.2 s of a minute)."""
 
 
 class RateLimiter:
@@ -136,6 +150,7 @@ class RateLimiter:
         self.input_tokens = window(limits.max_input_tpm)
         self.output_tokens = window(limits.max_output_tpm)
         self.paused_until: float = -math.inf
+        self._margin_s = limits.window_s * limits.send_margin
         self._closed = asyncio.Event()
 
     def pause(self, seconds: float) -> None:
@@ -159,16 +174,13 @@ class RateLimiter:
             wait = self._wait_time(est_input, est_output, now)
             if wait <= 0:
                 break
+            if wait < math.inf:
+                await self.clock.sleep(wait)
+                continue
+            # Only a request in flight ending can make room: wait for one to close.
             self._closed.clear()
-            sleeping = asyncio.ensure_future(self.clock.sleep(wait)) if wait < math.inf else None
-            woken = asyncio.ensure_future(self._closed.wait())
-            pending = {woken} if sleeping is None else {woken, sleeping}
-            try:
-                await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for task in pending:
-                    task.cancel()
-        ticket = Ticket(on_close=self._closed.set)
+            await self._closed.wait()
+        ticket = Ticket(on_close=self._closed.set, margin_s=self._margin_s)
         if self.requests is not None:
             ticket.entries.append(self.requests.reserve(1, now))
         if self.input_tokens is not None:

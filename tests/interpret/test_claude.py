@@ -81,7 +81,13 @@ async def test_transient_faults_are_retried(fault: Fault) -> None:
 @pytest.mark.parametrize("fault", CONTENT_FAULTS)
 async def test_unusable_answers_are_retried_a_bounded_number_of_times(fault: Fault) -> None:
     with FakeMessagesServer(faults=[fault]) as srv:
-        assert (await label_one(srv)).label.startswith("fake label")
+        result = await label_one(srv)
+        assert result.label.startswith("fake label")
+    with FakeMessagesServer() as srv:
+        clean = await label_one(srv)
+    # The unusable answer's tokens are part of what this component cost.
+    assert result.input_tokens == 2 * clean.input_tokens
+    assert result.cost_usd > clean.cost_usd
     with FakeMessagesServer(faults=[fault] * 10) as srv:
         with pytest.raises(LabelError) as err:
             await label_one(srv)
@@ -147,7 +153,11 @@ async def test_retry_after_pauses_every_worker() -> None:
 
 
 async def test_max_rpm_is_respected_in_every_window() -> None:
-    """A scaled clock makes a 60 s budget window last 1 s of real time."""
+    """A scaled clock makes a 60 s budget window last 1 s of real time.
+
+    The send margin (how long after sending the server may still count a request) is 0.1 of the
+    window here, 100 ms real, to cover this in-process server's thread scheduling; on a real
+    network the default 0.02 of a minute is 1.2 s."""
     window = 1.0
     rpm = 6
     with FakeMessagesServer(rate_limit=(rpm, window), latency=0.02) as srv:
@@ -155,7 +165,7 @@ async def test_max_rpm_is_respected_in_every_window() -> None:
             srv,
             max_concurrent=8,
             clock=ScaledClock(scale=60.0 / window),
-            limits=RateLimits(max_rpm=rpm),
+            limits=RateLimits(max_rpm=rpm, send_margin=0.1),
         )
         comps = [component(f"h.1.mlp.c_fc:{i}") for i in range(2 * rpm + 1)]
         await asyncio.gather(*(labeller.label(c, ARCH) for c in comps))
@@ -165,6 +175,8 @@ async def test_max_rpm_is_respected_in_every_window() -> None:
         assert "rate_limited" not in srv.outcomes()
     assert stats.ratelimit_requests_remaining is not None
     assert stats.requests == 2 * rpm + 1
+    assert 0 < stats.requests_per_minute <= rpm  # per minute of the labeller's (scaled) clock
+    assert stats.budget_requests_remaining is not None and stats.budget_requests_remaining <= rpm
 
 
 async def test_overload_lowers_concurrency_and_success_restores_it() -> None:

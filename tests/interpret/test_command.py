@@ -69,7 +69,9 @@ def test_user_mistakes_are_one_clear_message(tmp_path: Path) -> None:
     assert "ANTHROPIC_API_KEY" in no_key.stderr and "--labeller offline" in no_key.stderr
     bad = interpret(str(done.root), "--max-concurrent", "0")
     assert bad.returncode == 2 and "at least 1" in bad.stderr
-    for p in (missing, half, no_key, bad):
+    unpriced = interpret(str(done.root), "--model", "claude-x-1", "--budget-usd", "5", key="k")
+    assert unpriced.returncode == 2 and "price is not in the table" in unpriced.stderr
+    for p in (missing, half, no_key, bad, unpriced):
         assert "Traceback" not in p.stderr
 
 

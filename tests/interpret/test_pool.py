@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from autointerp.interpret.base import FatalLabellerError, Labeller
 from autointerp.interpret.claude import ClaudeLabeller, RetryPolicy
@@ -111,6 +113,10 @@ async def test_failures_stay_failed_without_retry(tmp_path: Path) -> None:
         await run_pool(run, claude(srv), comps[:2], max_concurrent=2)
     _, failed = files(run)
     assert sorted(failed) == sorted(c.component_key for c in comps[:2])
+    with FakeMessagesServer(faults=[Fault.SERVER_ERROR] * 4) as srv:  # fails again: 2nd run
+        await run_pool(run, claude(srv), comps[:2], max_concurrent=2)
+    again, _ = read_jsonl(run.failures_path, LabelFailure)
+    assert [f.attempts for f in again] == [2, 2]
     before = run.failures_path.read_bytes()
     with FakeMessagesServer() as srv:
         pool = await run_pool(run, claude(srv), comps, retry_failed=False)
@@ -220,6 +226,35 @@ async def test_stop_lets_in_flight_work_finish_and_be_recorded(tmp_path: Path) -
     assert queue.qsize() == len(comps) - len(results)  # the rest is still pending
 
 
+async def test_cancelling_the_run_leaves_whole_lines_and_a_clean_restart(tmp_path: Path) -> None:
+    """The daemon cancels the pool when its grace period is over: no torn or lost records."""
+    comps = components(40)
+    run = make_run(tmp_path, comps)
+    with FakeMessagesServer(latency=0.03) as srv:
+        labeller = claude(srv)
+        pool = LabellingPool(labeller, ARCH, run, max_concurrent=8)
+        queue: asyncio.Queue[ComponentData | None] = asyncio.Queue()
+        for c in [*comps, None]:
+            queue.put_nowait(c)
+        task = asyncio.ensure_future(pool.run(queue))
+        while pool.snapshot().done_this_run < 10:
+            await asyncio.sleep(0.005)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await labeller.aclose()
+    first, report = read_jsonl(run.results_path, InterpretationResult)
+    assert not report.torn_tail and not report.bad_lines
+    assert 10 <= len(first) < len(comps)
+    with FakeMessagesServer() as srv:
+        await run_pool(run, claude(srv), comps)
+        assert sorted(srv.keys_requested()) == sorted(
+            set(alive_keys(comps)) - {r.component_key for r in first}
+        )
+    results, failures = files(run)
+    assert sorted(results) == sorted(alive_keys(comps)) and failures == []
+
+
 async def test_snapshot_reports_recent_labels_and_rates(tmp_path: Path) -> None:
     comps = components(30)
     run = make_run(tmp_path, comps)
@@ -229,3 +264,35 @@ async def test_snapshot_reports_recent_labels_and_rates(tmp_path: Path) -> None:
     assert snap.recent[-1].key == comps[-1].component_key
     assert snap.labeller_name == "offline" and snap.model == "offline"
     assert snap.cost_usd == 0.0 and snap.started_at is not None
+
+
+fault_scripts = st.lists(
+    st.sampled_from([None, None, *(k for k in TRANSIENT_FAULTS if k is not Fault.SLOW)])
+    | st.sampled_from(CONTENT_FAULTS),
+    max_size=30,
+)
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(script=fault_scripts, concurrency=st.integers(1, 5))
+def test_any_fault_script_keeps_the_invariant_and_restart_only_retries_failures(
+    tmp_path_factory: pytest.TempPathFactory, script: list[Fault | None], concurrency: int
+) -> None:
+    comps = components(12, dead_every=6)
+    run = make_run(tmp_path_factory.mktemp("run"), comps)
+
+    async def scenario() -> None:
+        with FakeMessagesServer(faults=script) as srv:
+            await run_pool(run, claude(srv), comps, max_concurrent=concurrency)
+        results, failures = files(run)
+        assert len(results) == len(set(results)) and len(failures) == len(set(failures))
+        assert not set(results) & set(failures)
+        assert set(results) | set(failures) == alive_keys(comps)
+        with FakeMessagesServer() as srv:
+            await run_pool(run, claude(srv), comps, max_concurrent=concurrency)
+            assert Counter(srv.keys_requested()) == Counter(failures)
+        assert sorted(files(run)[0]) == sorted(alive_keys(comps))
+
+    asyncio.run(scenario())

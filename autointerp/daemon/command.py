@@ -154,7 +154,14 @@ async def _run_locked(
             retry_failed=not args.no_retry_failed,
         )
     producer = HarvestProducer(
-        source, config, run, state, progress, shutdown.event, checkpoint_every=args.checkpoint_every
+        source,
+        config,
+        run,
+        state,
+        progress,
+        shutdown.event,
+        checkpoint_every=args.checkpoint_every,
+        is_pending=pool.is_pending if pool is not None else lambda key: True,
     )
     orchestrator = Orchestrator(
         producer,

@@ -68,8 +68,11 @@ class HarvestProducer:
         stop: threading.Event,
         *,
         checkpoint_every: float,
+        is_pending: Callable[[str], bool] = lambda key: True,
     ) -> None:
         self.source = source
+        self.is_pending = is_pending
+        """Whether a component still needs a label (so written ones are re-queued only then)."""
         self.config = config
         self.run = run
         self.state = state
@@ -244,14 +247,19 @@ class HarvestProducer:
     # ---------------------------------------------------------------- finalize
 
     def _requeue_written(self, emit: Emit) -> int:
-        """Queue the components already in `components.jsonl` (the pool skips labelled ones)."""
+        """Queue the alive, unlabelled components already in `components.jsonl`; return how many
+        lines it has. Labelled ones are recognised from their key alone, never fully decoded."""
         n = 0
-        if emit is None:
-            return count_components(self.run)[0]
-        for component in iter_jsonl(self.run.components_path, ComponentData):
-            if self.stop.is_set() or not emit(component):
-                raise Stopped
+        head, full = msgspec.json.Decoder(_Firing), msgspec.json.Decoder(ComponentData)
+        for raw in iter_jsonl(self.run.components_path, msgspec.Raw):
             n += 1
+            if emit is None:
+                continue
+            key = head.decode(raw)
+            if not is_alive(key) or not self.is_pending(key.component_key):
+                continue
+            if self.stop.is_set() or not emit(full.decode(raw)):
+                raise Stopped
         return n
 
     def _finalize(self, harvester: Harvester, emit: Emit) -> None:

@@ -44,15 +44,22 @@ def add_harvest_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.0,
         help="a component fires where CI > this (default 0)",
     )
-    g.add_argument("--examples-per-component", type=_positive_int, default=20)
+    g.add_argument(
+        "--examples-per-component",
+        type=_positive_int,
+        default=20,
+        help="activation examples sampled per component (default 20)",
+    )
     g.add_argument(
         "--context-tokens",
         type=int,
         default=10,
         help="tokens on each side of an activation example (default 10)",
     )
-    g.add_argument("--top-k", type=_positive_int, default=10, help="entries per statistics list")
-    g.add_argument("--seed", type=int, default=0, help="seed of the example sampling")
+    g.add_argument(
+        "--top-k", type=_positive_int, default=10, help="entries per statistics list (default 10)"
+    )
+    g.add_argument("--seed", type=int, default=0, help="seed of the example sampling (default 0)")
     g.add_argument(
         "--checkpoint-every",
         type=_non_negative_float,

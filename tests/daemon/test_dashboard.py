@@ -119,3 +119,23 @@ def test_daemon_in_a_pipe_prints_plain_status_lines(tmp_path: Path) -> None:
     assert "run=tiny" in done.stdout and "phase=" in done.stdout
     assert "labelling 14 labelled, 0 failed, 0 remaining" in done.stdout
     assert "\x1b" not in done.stdout
+
+
+def test_live_dashboard_refreshes_from_snapshots_on_a_terminal() -> None:
+    out = io.StringIO()
+    console = Console(file=out, width=120, force_terminal=True, color_system=None)
+    progress = SharedProgress(run_id="live-run", n_batches=4, phase="harvest")
+    dash = Dashboard(progress, console, plain=False, status_every=30)
+    assert not dash.plain
+    dash.start()
+    for done in range(1, 5):
+        progress.update(batches_done=done)
+        time.sleep(0.6)  # the refresh thread redraws twice a second
+    progress.update(labelling=LabellingView(recent=tuple(HOSTILE)), phase="label")
+    time.sleep(0.6)
+    dash.stop()
+    text = out.getvalue()
+    assert "autointerp run live-run" in text
+    assert "2/4 batches" in text and "4/4 batches" in text  # redrawn as progress moved
+    assert "[bold red]ALERT[/bold red]" in text
+    assert "autointerp run live-run (" in text  # the final summary

@@ -128,7 +128,7 @@ class HarvestProducer:
         else:
             harvester, extra = loaded
             batches_done = int(extra["batches_done"])
-            _restore_rng(extra)
+            _restore_rng(extra, self.source.device)
         self.state.record_start(batches_done, written)
         self.progress.update(
             batches_done=batches_done,
@@ -207,7 +207,7 @@ class HarvestProducer:
 
     def _checkpoint(self, harvester: Harvester, batches_done: int) -> None:
         t0 = time.monotonic()
-        extra = {"batches_done": batches_done, **_rng_state()}
+        extra = {"batches_done": batches_done, **_rng_state(self.source.device)}
         save_checkpoint(self.run.checkpoint_dir, harvester, extra)
         at = time.time()
         self.state.update(
@@ -294,16 +294,17 @@ def device_memory(device: torch.device) -> str:
     return f"GPU {used:.1f}/{total:.0f} GiB (peak {peak:.1f})"
 
 
-def _rng_state() -> dict[str, list[int]]:
-    """Global torch RNG state (the harvester keeps its own sampling generator in its state)."""
+def _rng_state(device: torch.device) -> dict[str, list[int]]:
+    """Global torch RNG state, in case the source samples (the harvester's own sampling
+    generator is part of its checkpoint)."""
     state = {"torch_rng": torch.random.get_rng_state().tolist()}
-    if torch.cuda.is_available():
-        state["cuda_rng"] = torch.cuda.get_rng_state().tolist()
+    if device.type == "cuda":
+        state["cuda_rng"] = torch.cuda.get_rng_state(device).tolist()
     return state
 
 
-def _restore_rng(extra: dict) -> None:
+def _restore_rng(extra: dict[str, list[int]], device: torch.device) -> None:
     if "torch_rng" in extra:
         torch.random.set_rng_state(torch.tensor(extra["torch_rng"], dtype=torch.uint8))
-    if "cuda_rng" in extra and torch.cuda.is_available():
-        torch.cuda.set_rng_state(torch.tensor(extra["cuda_rng"], dtype=torch.uint8))
+    if "cuda_rng" in extra and device.type == "cuda":
+        torch.cuda.set_rng_state(torch.tensor(extra["cuda_rng"], dtype=torch.uint8), device)

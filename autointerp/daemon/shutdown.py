@@ -28,17 +28,22 @@ class Shutdown:
         self._on_abort = on_abort
         self._callbacks: list[Callable[[], None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._previous_sighup: signal.Handlers | int | None = None
 
     def install(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._on_signal, sig.name)
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        self._previous_sighup = signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
     def uninstall(self) -> None:
         if self._loop is not None:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._loop.remove_signal_handler(sig)
+            self._loop = None
+        if self._previous_sighup is not None:
+            signal.signal(signal.SIGHUP, self._previous_sighup)
+            self._previous_sighup = None
 
     def set_abort(self, on_abort: Callable[[], None]) -> None:
         self._on_abort = on_abort

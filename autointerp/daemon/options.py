@@ -27,6 +27,13 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text}")
+    return value
+
+
 def add_harvest_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "source",
@@ -82,7 +89,7 @@ def add_harvest_arguments(parser: argparse.ArgumentParser) -> None:
     )
     d.add_argument(
         "--status-every",
-        type=_non_negative_float,
+        type=_positive_float,
         default=30.0,
         help="seconds between plain status lines (default 30)",
     )

@@ -81,6 +81,8 @@ class InterpretationResult(msgspec.Struct):
     cache_read_input_tokens: int = 0
     cost_usd: float = 0.0
     timestamp: float = 0.0
+    cost_known: bool = True
+    """False when the model's price is unknown: `cost_usd` is then 0 but not free."""
 
 
 class LabelFailure(msgspec.Struct):

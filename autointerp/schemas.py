@@ -81,6 +81,8 @@ class InterpretationResult(msgspec.Struct):
     cache_read_input_tokens: int = 0
     cost_usd: float = 0.0
     timestamp: float = 0.0
+    cost_known: bool = True
+    """False when the model's price is unknown: `cost_usd` is then 0 but not free."""
 
 
 class LabelFailure(msgspec.Struct):
@@ -101,3 +103,26 @@ def component_key(module_path: str, index: int) -> str:
 def split_component_key(key: str) -> tuple[str, int]:
     module_path, _, index = key.rpartition(":")
     return module_path, int(index)
+
+
+class HarvestSummary(msgspec.Struct):
+    """What the harvest saw, written to `harvest/summary.json` (dashboard and sanity checks)."""
+
+    n_tokens: int
+    n_batches: int
+    n_components: int
+    n_alive: int
+    n_dead: int
+    ci_threshold: float
+    components_per_module: dict[str, int]
+    alive_per_module: dict[str, int]
+    firing_count_quantiles: dict[str, float]
+    """Quantiles of firing counts over all components, keyed by the quantile ("0.5")."""
+    firing_count_histogram_edges: list[float]
+    """Log-spaced bin edges over firing counts of alive components (counts >= 1)."""
+    firing_count_histogram: list[int]
+    """Alive components per bin: `edges[i] <= count < edges[i+1]` (last bin closed)."""
+    mean_firings_per_token: float
+    """Average number of components firing at one position (the L0 of the CI mask)."""
+    examples_per_component: int = 0
+    n_components_with_full_examples: int = 0

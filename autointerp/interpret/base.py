@@ -33,6 +33,16 @@ class LabellerStats(msgspec.Struct):
     ratelimit_tokens_remaining: int | None = None
     paused_until: float | None = None
     last_error: str | None = None
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cost_known: bool = True
+    """False once a model with an unknown price answered: `cost_usd` is then a floor."""
+    ratelimit_input_tokens_remaining: int | None = None
+    ratelimit_output_tokens_remaining: int | None = None
+    budget_requests_remaining: float | None = None
+    """Left in our own `--max-rpm` window (None: no such budget); likewise the token budgets."""
+    budget_input_tokens_remaining: float | None = None
+    budget_output_tokens_remaining: float | None = None
 
 
 class Labeller(ABC):

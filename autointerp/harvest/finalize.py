@@ -1,0 +1,183 @@
+"""Turn accumulators into `ComponentData` records, streaming, in vectorised chunks on the device.
+
+Scores are computed for a chunk of components at once; only the final top-k lists go to Python.
+PMI is ranked by its argument `co·N / (f·T)` (log is monotone) and logged afterwards, and recall
+by `co` (f is constant in a row), so ties are decided on exactly computed values. Lists contain
+only pairs with co > 0, where every score is finite by construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import torch
+
+from autointerp.harvest.examples import EMPTY_KEY, PAD_ID
+from autointerp.harvest.harvester import Harvester
+from autointerp.harvest.topk import topk_rows
+from autointerp.schemas import (
+    PAD_TOKEN,
+    ActivationExample,
+    ComponentCorrelations,
+    ComponentData,
+    TokenStats,
+    component_key,
+    finite,
+)
+
+FINALIZE_CHUNK_ENTRIES = 2**24
+"""Entries of one [components, vocab or components] score table per chunk."""
+
+Ranked = list[list[tuple[int, float]]]
+
+
+class _Decoder:
+    """`decode` with a cache: each distinct token id is decoded once."""
+
+    def __init__(self, decode: Callable[[int], str]) -> None:
+        self._decode = decode
+        self.names: dict[int, str] = {PAD_ID: PAD_TOKEN}
+
+    def learn(self, ids: torch.Tensor) -> dict[int, str]:
+        """Decode the ids not seen yet; returns the cache for plain lookups."""
+        present = torch.bincount(ids.flatten() + 1)  # ids >= PAD_ID = -1; no sort, unlike unique
+        for token_id in (torch.nonzero(present).squeeze(1) - 1).tolist():
+            if token_id not in self.names:
+                self.names[token_id] = self._decode(token_id)
+        return self.names
+
+
+def _rows(cols: torch.Tensor, shown: torch.Tensor, n_present: torch.Tensor) -> Ranked:
+    return [
+        list(zip(c_row[:m], v_row[:m], strict=True))
+        for c_row, v_row, m in zip(cols.tolist(), shown.tolist(), n_present.tolist(), strict=True)
+    ]
+
+
+def _stats(
+    co: torch.Tensor, f: torch.Tensor, t: torch.Tensor, n: float, k: int, bottom: bool = False
+) -> tuple[list[Ranked], torch.Tensor]:
+    """(precision, recall, pmi[, bottom pmi]) of a chunk: `co` [R, M] (0 = never together),
+    `f` [R, 1], `t` [1, M]; and the columns that were picked (to decode their names).
+
+    Within a row f is constant, so PMI ranks exactly like precision (`co/t`) and recall like
+    `co`: two rankings serve three lists, and scores are computed only for the picked entries.
+    """
+    precision_key = (co / t).nan_to_num_(nan=0.0)  # 0/0 where t (and so co) is 0
+    cols, precision, n_p = topk_rows(precision_key, k)
+    co_p = co.gather(1, cols).to(torch.float64)
+    pmi = torch.log((co_p * n) / (f * t[0, cols]))
+    cols_r, co_r, n_r = topk_rows(co, k)
+    lists = [_rows(cols, precision, n_p), _rows(cols_r, co_r / f, n_r), _rows(cols, pmi, n_p)]
+    if bottom:
+        low_key = torch.where(co > 0, precision_key, float("inf")).neg_()
+        cols_b, _, n_b = topk_rows(low_key, k, floor=float("-inf"))
+        co_b = co.gather(1, cols_b).to(torch.float64)
+        lists.append(_rows(cols_b, torch.log((co_b * n) / (f * t[0, cols_b])), n_b))
+    return lists, torch.cat([cols, cols_r], dim=1)
+
+
+def _examples(h: Harvester, c0: int, c1: int, decoder: _Decoder) -> list[list[ActivationExample]]:
+    ex = h.examples
+    keys = ex.keys[c0:c1]
+    w = h.context_tokens_per_side
+    used = keys != EMPTY_KEY
+    rank_ci = torch.where(used, -ex.ci[c0:c1, :, w].to(torch.float64), float("inf"))
+    # Best first: CI descending, then key ascending; empty slots last.
+    order = torch.argsort(keys, dim=1, stable=True)
+    order = order.gather(1, torch.argsort(rank_ci.gather(1, order), dim=1, stable=True))
+    tokens = ex.tokens[c0:c1].gather(1, order[:, :, None].expand(-1, -1, ex.tokens.shape[2]))
+    ci = ex.ci[c0:c1].gather(1, order[:, :, None].expand(-1, -1, ex.ci.shape[2]))
+    ci = torch.nan_to_num(ci, nan=0.0, posinf=0.0, neginf=0.0)
+    names = decoder.learn(ex.tokens[c0:c1][used])
+    out = []
+    for n_ex, tok_rows, ci_rows in zip(
+        used.sum(1).tolist(), tokens.tolist(), ci.tolist(), strict=True
+    ):
+        out.append(
+            [
+                ActivationExample(
+                    tokens=[names[t] for t in tok_row],
+                    ci_values=ci_row,
+                    active_pos=w,
+                    active_ci=ci_row[w],
+                )
+                for tok_row, ci_row in zip(tok_rows[:n_ex], ci_rows[:n_ex], strict=True)
+            ]
+        )
+    return out
+
+
+def _named(ranked: list[tuple[int, float]], names: dict[int, str] | list[str]) -> list:
+    return [(names[i], score) for i, score in ranked]
+
+
+def _chunk_size(h: Harvester) -> int:
+    return max(1, FINALIZE_CHUNK_ENTRIES // max(h.vocab_size, h.n_components))
+
+
+class _Context:
+    """What every chunk needs: names, totals, the decode cache."""
+
+    def __init__(self, h: Harvester, decode: Callable[[int], str], top_k: int) -> None:
+        self.h = h
+        self.top_k = top_k
+        self.decoder = _Decoder(decode)
+        self.keys = [component_key(m, i) for m, n in h.layout for i in range(n)]
+        self.where = [(m, i) for m, n in h.layout for i in range(n)]
+        self.n = float(h.n_tokens)
+        self.f_all = h.firing_count.to(torch.float64)
+        self.t_in = h.token_count.to(torch.float64)[None]
+        self.t_out = h.output_mass[None]
+
+
+@torch.no_grad()
+def _chunk(ctx: _Context, c0: int, c1: int) -> list[ComponentData]:
+    h, n, k, keys = ctx.h, ctx.n, ctx.top_k, ctx.keys
+    f = ctx.f_all[c0:c1, None]
+    input_stats, in_cols = _stats(h.input_co[c0:c1], f, ctx.t_in, n, k)
+    output_stats, out_cols = _stats(h.output_co[c0:c1], f, ctx.t_out, n, k)
+    co = h.cooc_rows(c0, c1)
+    co[torch.arange(c1 - c0), torch.arange(c0, c1)] = 0  # a component is not its own pair
+    corr, _ = _stats(co, f, ctx.f_all[None], n, k, bottom=True)
+    names = ctx.decoder.learn(torch.cat([in_cols.flatten(), out_cols.flatten()]))
+    examples = _examples(h, c0, c1, ctx.decoder)
+    counts = h.firing_count[c0:c1].tolist()
+    ci_sums = h.ci_sum[c0:c1].tolist()
+    out = []
+    for j in range(c1 - c0):
+        module, idx = ctx.where[c0 + j]
+        out.append(
+            ComponentData(
+                component_key=keys[c0 + j],
+                layer=module,
+                component_idx=idx,
+                mean_ci=finite(ci_sums[j] / n) if n else 0.0,
+                activation_examples=examples[j],
+                input_token_stats=TokenStats(*(_named(s[j], names) for s in input_stats)),
+                output_token_stats=TokenStats(*(_named(s[j], names) for s in output_stats)),
+                correlations=ComponentCorrelations(*(_named(s[j], keys) for s in corr)),
+                firing_count=counts[j],
+                firing_density=finite(counts[j] / n) if n else 0.0,
+            )
+        )
+    return out
+
+
+def finalize(
+    harvester: Harvester,
+    decode: Callable[[int], str],
+    top_k: int = 20,
+    start: int = 0,
+    chunk_size: int | None = None,
+) -> Iterator[ComponentData]:
+    """Yield one `ComponentData` per component in layout order, from component `start` on.
+
+    Dead components are included (firing_count 0, empty lists), so the number of records written
+    equals the position in layout order and `start` is simply the count already written. Records
+    are computed a chunk of components at a time; components before `start` are never built.
+    """
+    ctx = _Context(harvester, decode, top_k)
+    step = chunk_size or _chunk_size(harvester)
+    for c0 in range(start, harvester.n_components, step):
+        yield from _chunk(ctx, c0, min(harvester.n_components, c0 + step))

@@ -1,0 +1,301 @@
+"""The accumulators of one harvest pass and the per-batch update that fills them.
+
+All tables live on the harvest device. Counts are integers (int32 while the number of tokens seen
+stays below 2^31, so that no count can overflow; promoted to int64 beyond), sums of CI and
+probability are float64, and the update runs with autocast disabled so a caller's bf16 autocast
+block cannot round anything. Work per batch is proportional to the firings, never to B·S·V:
+no one-hot tensors. A batch is processed in blocks of positions to bound the working memory.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+
+from autointerp.errors import UserError
+from autointerp.harvest.examples import EMPTY_KEY, ExampleSample
+from autointerp.harvest.kernels import csr_rows, mask_product, sparse_row_sums
+
+log = logging.getLogger(__name__)
+
+INT32_LIMIT = 2**31 - 1
+BLOCK_ENTRIES = 2**26
+"""Entries of the [positions, components] masks of one block: the tables are read and written once
+per block, so blocks are as large as memory allows."""
+CHUNK_ENTRIES = 2**23
+"""Entries of one [components, vocab or components] partial result inside a block."""
+
+STATE_VERSION = 1
+
+
+def block_positions(n_components: int) -> int:
+    """Positions per block: bounds the mask, the index lists and the int8 matmul's inner size."""
+    return min(2**24 - 1, max(64, BLOCK_ENTRIES // max(1, n_components)))
+
+
+class Harvester:
+    """Exact per-component statistics over a stream of (tokens, CI, output probabilities)."""
+
+    def __init__(
+        self,
+        layout: list[tuple[str, int]],
+        vocab_size: int,
+        ci_threshold: float,
+        examples_per_component: int,
+        context_tokens_per_side: int,
+        device: torch.device | str,
+        seed: int,
+    ) -> None:
+        if not layout or any(n <= 0 for _, n in layout):
+            raise UserError(f"layout needs at least one module, each with >= 1 component: {layout}")
+        if vocab_size <= 0 or examples_per_component < 0 or context_tokens_per_side < 0:
+            raise UserError("vocab_size must be > 0; examples and context sizes must be >= 0")
+        self.layout = [(str(m), int(n)) for m, n in layout]
+        self.vocab_size = int(vocab_size)
+        self.ci_threshold = float(ci_threshold)
+        self.examples_per_component = int(examples_per_component)
+        self.context_tokens_per_side = int(context_tokens_per_side)
+        self.device = torch.device(device)
+        self.seed = int(seed)
+        self.n_tokens = 0
+        self.n_batches = 0
+        c, v, dev = self.n_components, self.vocab_size, self.device
+        self.block_positions = block_positions(c)
+        self.chunk_entries = CHUNK_ENTRIES
+        """Bound on one [components, vocab or components] result inside a block."""
+        self.firing_count = torch.zeros(c, dtype=torch.int64, device=dev)
+        self.ci_sum = torch.zeros(c, dtype=torch.float64, device=dev)
+        self.token_count = torch.zeros(v, dtype=torch.int64, device=dev)
+        self.output_mass = torch.zeros(v, dtype=torch.float64, device=dev)
+        self.input_co = torch.zeros((c, v), dtype=torch.int32, device=dev)
+        self.output_co = torch.zeros((c, v), dtype=torch.float64, device=dev)
+        self.cooc = torch.zeros((c, c), dtype=torch.int32, device=dev)
+        """Upper triangle (c <= d) of the co-firing counts; read rows with `cooc_rows`."""
+        self.examples = ExampleSample(c, self.examples_per_component, context_tokens_per_side, dev)
+        self.generator = torch.Generator(device=dev)
+        self.generator.manual_seed(self.seed)
+
+    @property
+    def n_components(self) -> int:
+        return sum(n for _, n in self.layout)
+
+    def update(self, tokens: torch.Tensor, ci: torch.Tensor, output_probs: torch.Tensor) -> None:
+        """Accumulate one batch: `tokens` [B,S] ints, `ci` [B,S,C], `output_probs` [B,S,V]."""
+        tokens, ci, output_probs = self._check(tokens, ci, output_probs)
+        # Inference mode works whether the tables were made inside or outside of it.
+        with torch.autocast(self.device.type, enabled=False), torch.inference_mode():
+            self._update(tokens, ci, output_probs)
+
+    def _check(
+        self, tokens: torch.Tensor, ci: torch.Tensor, probs: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if tokens.dim() != 2:
+            raise UserError(f"tokens must be [batch, seq], got shape {tuple(tokens.shape)}")
+        b, s = tokens.shape
+        if tuple(ci.shape) != (b, s, self.n_components):
+            raise UserError(
+                f"ci must be [{b}, {s}, {self.n_components}] (modules concatenated in layout "
+                f"order), got {tuple(ci.shape)}"
+            )
+        if tuple(probs.shape) != (b, s, self.vocab_size):
+            raise UserError(
+                f"output_probs must be [{b}, {s}, {self.vocab_size}], got {tuple(probs.shape)}"
+            )
+        tokens = tokens.to(self.device, torch.int64)
+        if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= self.vocab_size):
+            raise UserError(
+                f"token ids must lie in [0, {self.vocab_size}); got "
+                f"[{int(tokens.min())}, {int(tokens.max())}]: take vocab_size from the input "
+                "embedding's num_embeddings, not from the tokenizer"
+            )
+        return tokens, ci.to(self.device), probs.to(self.device)
+
+    def _update(self, tokens: torch.Tensor, ci: torch.Tensor, probs: torch.Tensor) -> None:
+        b, s = tokens.shape
+        n_pos = b * s
+        if self.n_tokens + n_pos > INT32_LIMIT:
+            self._promote_counts()
+        c, v = self.n_components, self.vocab_size
+        tok = tokens.reshape(n_pos)
+        ci2 = ci.reshape(n_pos, c)
+        probs2 = probs.reshape(n_pos, v)
+        self.token_count += torch.bincount(tok, minlength=v)
+        self.output_mass += probs2.sum(0, dtype=torch.float64)
+        self.ci_sum += ci2.sum(0, dtype=torch.float64)
+        n_blocks = -(-n_pos // self.block_positions)
+        block = -(-n_pos // n_blocks)  # balanced: no small last block re-reading the tables
+        for p0 in range(0, n_pos, block):
+            self._update_block(p0, min(n_pos, p0 + block), tok, ci2, probs2, s)
+        self.n_tokens += n_pos
+        self.n_batches += 1
+
+    def _update_block(
+        self,
+        p0: int,
+        p1: int,
+        tok: torch.Tensor,
+        ci2: torch.Tensor,
+        probs2: torch.Tensor,
+        seq_len: int,
+    ) -> None:
+        c, v = self.n_components, self.vocab_size
+        mask = ci2[p0:p1] > self.ci_threshold
+        # (component, position) pairs sorted by component, then position.
+        comp, pos = torch.nonzero(mask.t()).unbind(1)
+        if comp.numel() == 0:
+            return
+        pos = pos + p0
+        self.firing_count += torch.bincount(comp, minlength=c)
+        flat = comp * v + tok[pos]
+        self.input_co.view(-1).index_add_(0, flat, torch.ones_like(flat, dtype=self.input_co.dtype))
+
+        alive = torch.unique_consecutive(comp)
+        local = torch.searchsorted(alive, comp)
+        crow = csr_rows(local, alive.numel())
+        block_probs = probs2[p0:p1].to(torch.float64)
+        m8 = mask[:, alive].to(torch.int8)
+        m8_t = m8.t().contiguous()
+        n_alive = alive.numel()
+        chunk = max(1, self.chunk_entries // max(v, n_alive))
+        bounds = crow.tolist()
+        for a0 in range(0, n_alive, chunk):
+            a1 = min(n_alive, a0 + chunk)
+            rows = alive[a0:a1]
+            sub_crow = crow[a0 : a1 + 1] - bounds[a0]
+            sub_cols = pos[bounds[a0] : bounds[a1]] - p0
+            mass = sparse_row_sums(sub_crow, sub_cols, p1 - p0, block_probs)
+            # index_put_ with accumulate: rows are distinct, and it is much faster than index_add_.
+            self.output_co.index_put_((rows,), mass, accumulate=True)
+            # Co-occurrence is symmetric: count only pairs (c, d) with c <= d.
+            both = mask_product(m8_t[a0:a1], m8[:, a0:]).to(self.cooc.dtype)
+            both[:, : a1 - a0] = both[:, : a1 - a0].triu()
+            self.cooc.index_put_((rows[:, None], alive[None, a0:]), both, accumulate=True)
+
+        if not self.examples_per_component:
+            return
+        # Drawn keys lie in [0, EMPTY_KEY): never equal to the empty-slot key.
+        keys = torch.randint(
+            0, EMPTY_KEY, (comp.numel(),), generator=self.generator, device=self.device
+        )
+        self.examples.offer(comp, pos, keys, pos + self.n_tokens, tok, ci2, seq_len)
+
+    def cooc_rows(self, c0: int, c1: int) -> torch.Tensor:
+        """Full co-occurrence rows [c1-c0, C]; the table itself holds only pairs c <= d."""
+        rows = self.cooc[c0:c1].clone()
+        # U[d, c] for d < c: a row-major copy of the column slab, then a blocked transpose.
+        lower = self.cooc[:c1, c0:c1].contiguous().t().contiguous()
+        rows[:, :c1] += lower
+        idx = torch.arange(c1 - c0, device=self.device)
+        rows[idx, idx + c0] = self.cooc[idx + c0, idx + c0]
+        return rows
+
+    def _promote_counts(self) -> None:
+        if self.input_co.dtype != torch.int64:
+            log.warning("more than 2^31 tokens: promoting count tables to int64 (2x memory)")
+            self.input_co = self.input_co.to(torch.int64)
+            self.cooc = self.cooc.to(torch.int64)
+
+    def merge(self, other: Harvester) -> None:
+        """Add the statistics of `other`, which saw data disjoint from this one's."""
+        with torch.inference_mode():
+            self._merge(other)
+
+    def _merge(self, other: Harvester) -> None:
+        mine = (self.layout, self.vocab_size, self.ci_threshold, self.examples_per_component)
+        theirs = (other.layout, other.vocab_size, other.ci_threshold, other.examples_per_component)
+        if mine != theirs or self.context_tokens_per_side != other.context_tokens_per_side:
+            raise UserError("cannot merge harvesters with different layouts or parameters")
+        if self.seed == other.seed and self.n_tokens and other.n_tokens:
+            raise UserError(
+                "cannot merge harvesters that used the same seed: their example keys are not "
+                "independent, so the merged sample would not be uniform; give each shard its seed"
+            )
+        if self.n_tokens + other.n_tokens > INT32_LIMIT:
+            self._promote_counts()
+        self.firing_count += other.firing_count.to(self.device)
+        self.ci_sum += other.ci_sum.to(self.device)
+        self.token_count += other.token_count.to(self.device)
+        self.output_mass += other.output_mass.to(self.device)
+        self.input_co += other.input_co.to(self.device, self.input_co.dtype)
+        self.output_co += other.output_co.to(self.device)
+        self.cooc += other.cooc.to(self.device, self.cooc.dtype)
+        theirs_sample = ExampleSample(
+            self.n_components,
+            self.examples_per_component,
+            self.context_tokens_per_side,
+            self.device,
+        )
+        theirs_sample.load(other.examples.tensors())
+        self.examples.merge(theirs_sample)
+        self.n_tokens += other.n_tokens
+        self.n_batches += other.n_batches
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly where this harvester stopped (CPU copies)."""
+        return self._state(copy=True)
+
+    def _state(self, copy: bool) -> dict[str, Any]:
+        """The state; with `copy=False` CPU tensors are shared (for saving right away)."""
+
+        def out(t: torch.Tensor) -> torch.Tensor:
+            return t.detach().to("cpu", copy=copy)
+
+        tables = {
+            "firing_count": self.firing_count,
+            "ci_sum": self.ci_sum,
+            "token_count": self.token_count,
+            "output_mass": self.output_mass,
+            "input_co": self.input_co,
+            "output_co": self.output_co,
+            "cooc": self.cooc,
+        }
+        return {
+            "version": STATE_VERSION,
+            "layout": [list(item) for item in self.layout],
+            "vocab_size": self.vocab_size,
+            "ci_threshold": self.ci_threshold,
+            "examples_per_component": self.examples_per_component,
+            "context_tokens_per_side": self.context_tokens_per_side,
+            "seed": self.seed,
+            "n_tokens": self.n_tokens,
+            "n_batches": self.n_batches,
+            "block_positions": self.block_positions,
+            "tables": {k: out(t) for k, t in tables.items()},
+            "examples": {k: out(t) for k, t in self.examples.tensors().items()},
+            "generator_device": self.device.type,
+            "generator_state": self.generator.get_state().cpu(),
+        }
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any], device: torch.device | str) -> Harvester:
+        if state.get("version") != STATE_VERSION:
+            raise UserError(f"harvest state version {state.get('version')} is not supported")
+        h = cls(
+            [(m, int(n)) for m, n in state["layout"]],
+            state["vocab_size"],
+            state["ci_threshold"],
+            state["examples_per_component"],
+            state["context_tokens_per_side"],
+            device,
+            state["seed"],
+        )
+        h.n_tokens = int(state["n_tokens"])
+        h.n_batches = int(state["n_batches"])
+        h.block_positions = int(state["block_positions"])
+        for name, value in state["tables"].items():
+            setattr(h, name, value.to(h.device, copy=True))
+        h.examples.load(state["examples"])
+        if state["generator_device"] == h.device.type:
+            h.generator.set_state(state["generator_state"])
+        else:
+            # Generator states do not carry across device types: reseed from the position so the
+            # sample stays uniform, though not bit-identical to an uninterrupted run.
+            log.warning(
+                "harvest state came from a %s device; loading on %s reseeds the example sampler",
+                state["generator_device"],
+                h.device.type,
+            )
+            h.generator.manual_seed(h.seed * 1_000_003 + h.n_batches)
+        return h

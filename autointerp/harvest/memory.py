@@ -1,0 +1,117 @@
+"""How much device memory a harvest needs, checked before the pass starts.
+
+Accumulators (C components, V vocabulary, k examples, W tokens per side, N tokens in the pass):
+
+    input token counts   C·V·4   (int32; ·8 once N >= 2^31)
+    output token mass    C·V·8   (float64)
+    co-occurrence        C·C·4   (int32; ·8 once N >= 2^31)
+    per component        C·16    (firing counts int64, CI sums float64)
+    per token            V·16    (token counts int64, output mass float64)
+    examples             C·k·(16 + (2W+1)·8)   (key, position, window token ids and CI)
+
+Per batch (P = batch·context positions) the inputs are P·(8 + 4C + 4V) bytes; the update works on
+blocks of R = max(64, 2^26 // C) positions and needs about R·(21·C + 8·V) bytes beyond them
+(3 bytes of masks per entry, ~70 bytes of index lists per firing counted at 25% firing density,
+far above SPD's 1–3%, and the float64 probabilities) plus three 2^23-entry partial results.
+Finalize works on chunks of 2^24 scores (about 1 GiB in all); the larger working set counts.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from autointerp.errors import UserError
+from autointerp.harvest.finalize import FINALIZE_CHUNK_ENTRIES
+from autointerp.harvest.harvester import CHUNK_ENTRIES, INT32_LIMIT, block_positions
+
+GIB = 2**30
+FINALIZE_BYTES = FINALIZE_CHUNK_ENTRIES * 64
+
+
+def accumulator_bytes(
+    layout: list[tuple[str, int]],
+    vocab_size: int,
+    examples_per_component: int,
+    context_tokens_per_side: int,
+    total_tokens: int | None = None,
+) -> dict[str, int]:
+    """Bytes of each accumulator table on the harvest device."""
+    c = sum(n for _, n in layout)
+    v = vocab_size
+    count = 8 if total_tokens is not None and total_tokens > INT32_LIMIT else 4
+    width = 2 * context_tokens_per_side + 1
+    return {
+        "input_token_counts": c * v * count,
+        "output_token_mass": c * v * 8,
+        "cooccurrence": c * c * count,
+        "per_component": c * 16,
+        "per_token": v * 16,
+        "examples": c * examples_per_component * (16 + width * 8),
+    }
+
+
+def working_bytes(
+    layout: list[tuple[str, int]], vocab_size: int, batch_size: int, context_length: int
+) -> dict[str, int]:
+    """Bytes of one batch's inputs and of the update's (or finalize's) working set."""
+    c = sum(n for _, n in layout)
+    v = vocab_size
+    p = batch_size * context_length
+    r = min(p, block_positions(c))
+    update = r * (c * 21 + v * 8) + 3 * CHUNK_ENTRIES * 8
+    return {"batch_inputs": p * (8 + 4 * c + 4 * v), "working_set": max(update, FINALIZE_BYTES)}
+
+
+def free_bytes(device: torch.device | str) -> int:
+    """Free memory on a CUDA device, or available RAM for the CPU."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    meminfo = Path("/proc/meminfo")
+    if meminfo.exists():
+        for line in meminfo.read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def _gib(n: int) -> str:
+    return f"{n / GIB:.2f} GiB"
+
+
+def check_fits(
+    device: torch.device | str,
+    layout: list[tuple[str, int]],
+    vocab_size: int,
+    examples_per_component: int,
+    context_tokens_per_side: int,
+    batch_size: int,
+    context_length: int,
+    total_tokens: int | None = None,
+    available: int | None = None,
+) -> dict[str, int]:
+    """Raise `UserError` unless accumulators + one batch's working set fit the free memory.
+
+    Returns the breakdown. `available` overrides the measured free memory (tests, planning).
+    """
+    need = accumulator_bytes(
+        layout, vocab_size, examples_per_component, context_tokens_per_side, total_tokens
+    )
+    need |= working_bytes(layout, vocab_size, batch_size, context_length)
+    total = sum(need.values())
+    free = free_bytes(device) if available is None else available
+    if total <= free:
+        return need
+    c = sum(n for _, n in layout)
+    lines = "\n".join(f"  {name:<20} {_gib(n):>12}" for name, n in need.items())
+    raise UserError(
+        f"the harvest needs {_gib(total)} on {device} but only {_gib(free)} is free "
+        f"({c} components, vocab {vocab_size}, batch {batch_size}x{context_length}):\n{lines}\n"
+        "The C×C co-occurrence and C×V token tables dominate. Use a device with more free "
+        "memory (free what else is using it), harvest a subset of modules, or lower "
+        "--batch-size / examples per component / context tokens per side."
+    )

@@ -1,0 +1,338 @@
+"""The labelling pool: workers that drain a queue of components into results.jsonl / failures.jsonl.
+
+The files are the state. At every moment, each component is in exactly one of results.jsonl,
+failures.jsonl, or neither (pending). On start, failures that will be retried (or that a result
+already covers) are removed from failures.jsonl by an atomic rewrite, so a component never counts as
+both failed and labelled, and a restart re-labels only what has no result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Iterable
+
+import msgspec
+
+from autointerp.interpret.base import FatalLabellerError, LabelError, Labeller, LabellerStats
+from autointerp.schemas import (
+    ArchitectureInfo,
+    ComponentData,
+    Confidence,
+    InterpretationResult,
+    LabelFailure,
+)
+from autointerp.store import JsonlAppender, RunDir, encode_line, iter_jsonl, write_bytes_atomic
+
+log = logging.getLogger(__name__)
+
+RECENT_LABELS = 20
+
+
+class RecentLabel(msgspec.Struct):
+    key: str
+    label: str
+    confidence: Confidence
+
+
+class PoolSnapshot(msgspec.Struct):
+    """What the dashboard and `status` show; built fresh on every call."""
+
+    done: int
+    """Components with a result (this run and earlier runs)."""
+    done_this_run: int
+    failed: int
+    """Components now in failures.jsonl."""
+    skipped: int
+    """Taken from the queue but not labelled: dead, done before, failed (not retried), repeated."""
+    skipped_dead: int
+    in_flight: int
+    concurrency_limit: int
+    cost_usd: float
+    """Spent on the run: earlier runs' results plus every request of this run (retries included)."""
+    cost_known: bool
+    budget_usd: float | None
+    stop_reason: str | None
+    """None while running; "done", "stopped", "budget" or "fatal: <message>" once it ended."""
+    recent: list[RecentLabel]
+    labeller: LabellerStats
+    labeller_name: str
+    model: str
+    started_at: float | None
+    """Wall-clock time `run()` started (None before)."""
+    elapsed_s: float
+    labels_per_minute: float
+
+
+class _Recorded(msgspec.Struct):
+    """The fields of a result the pool needs on start (the rest is not decoded)."""
+
+    component_key: str
+    cost_usd: float = 0.0
+    cost_known: bool = True
+
+
+def is_dead(component: ComponentData) -> bool:
+    """Never fired, so nothing to label (a record with examples but no `firing_count` is alive)."""
+    return component.firing_count == 0 and not component.activation_examples
+
+
+class LabellingPool:
+    def __init__(
+        self,
+        labeller: Labeller,
+        architecture: ArchitectureInfo,
+        run: RunDir,
+        *,
+        max_concurrent: int = 8,
+        budget_usd: float | None = None,
+        retry_failed: bool = True,
+    ) -> None:
+        if max_concurrent < 1:
+            raise ValueError("max_concurrent must be at least 1")
+        self.labeller = labeller
+        self.architecture = architecture
+        self.run_dir = run
+        self.max_concurrent = max_concurrent
+        self.budget_usd = budget_usd
+        self.retry_failed = retry_failed
+
+        self._labelled: set[str] = set()
+        self._prior_cost = 0.0
+        self._prior_cost_known = True
+        for rec in iter_jsonl(run.results_path, _Recorded):
+            if rec.component_key not in self._labelled:
+                self._labelled.add(rec.component_key)
+                self._prior_cost += rec.cost_usd
+                self._prior_cost_known &= rec.cost_known
+        self._failed: dict[str, LabelFailure] = {}
+        self._earlier_attempts: dict[str, int] = {}
+        self._reconcile_failures()
+
+        self._taken: set[str] = set()
+        self._done_this_run = 0
+        self._skipped = 0
+        self._skipped_dead = 0
+        self._in_flight = 0
+        self._recent: deque[RecentLabel] = deque(maxlen=RECENT_LABELS)
+        self._stop_reason: str | None = None
+        self._stopping = asyncio.Event()
+        self._fatal: FatalLabellerError | None = None
+        self._write_lock = asyncio.Lock()
+        self._writes: set[asyncio.Future[None]] = set()
+        self._started_at: float | None = None
+        self._started_mono = 0.0
+        self._ended_mono: float | None = None
+
+    # ---- start-up
+    def _reconcile_failures(self) -> None:
+        """Rewrite failures.jsonl without labelled or to-be-retried keys (and without repeats)."""
+        path = self.run_dir.failures_path
+        if not path.exists():
+            return
+        lines = 0
+        latest: dict[str, LabelFailure] = {}
+        for failure in iter_jsonl(path, LabelFailure):
+            lines += 1
+            latest[failure.component_key] = failure
+        self._earlier_attempts = {k: f.attempts for k, f in latest.items()}
+        keep = {} if self.retry_failed else latest
+        keep = {k: f for k, f in keep.items() if k not in self._labelled}
+        if len(keep) != lines or path.stat().st_size != sum(
+            len(encode_line(f)) for f in latest.values()
+        ):
+            write_bytes_atomic(path, b"".join(encode_line(f) for f in keep.values()))
+            log.info(
+                "failures.jsonl: %d kept, %d to be retried or already labelled",
+                len(keep),
+                len(latest) - len(keep),
+            )
+        self._failed = dict(keep)
+
+    # ---- queries
+    @property
+    def labelled_keys(self) -> set[str]:
+        """Keys with a result (read-only view: do not modify)."""
+        return self._labelled
+
+    @property
+    def failed_keys(self) -> set[str]:
+        return set(self._failed)
+
+    def is_pending(self, key: str) -> bool:
+        """Neither labelled nor (when failures are not retried) failed."""
+        if key in self._labelled:
+            return False
+        return self.retry_failed or key not in self._failed
+
+    def pending_keys(self, keys: Iterable[str]) -> list[str]:
+        """Those of `keys` this pool would still label, in order."""
+        return [k for k in keys if self.is_pending(k)]
+
+    def cost_usd(self) -> float:
+        return self._prior_cost + self.labeller.stats().cost_usd
+
+    def snapshot(self) -> PoolSnapshot:
+        stats = self.labeller.stats()
+        now = time.monotonic()
+        elapsed = 0.0
+        if self._started_at is not None:
+            elapsed = (self._ended_mono or now) - self._started_mono
+        return PoolSnapshot(
+            done=len(self._labelled),
+            done_this_run=self._done_this_run,
+            failed=len(self._failed),
+            skipped=self._skipped,
+            skipped_dead=self._skipped_dead,
+            in_flight=self._in_flight,
+            concurrency_limit=stats.concurrency_limit or self.max_concurrent,
+            cost_usd=self._prior_cost + stats.cost_usd,
+            cost_known=self._prior_cost_known and stats.cost_known,
+            budget_usd=self.budget_usd,
+            stop_reason=self._stop_reason,
+            recent=list(self._recent),
+            labeller=stats,
+            labeller_name=self.labeller.name,
+            model=self.labeller.model,
+            started_at=self._started_at,
+            elapsed_s=elapsed,
+            labels_per_minute=self._done_this_run / elapsed * 60.0 if elapsed > 0 else 0.0,
+        )
+
+    # ---- control
+    def stop(self, reason: str = "stopped") -> None:
+        """Take no new work; in-flight components finish and are recorded."""
+        if self._stop_reason is None:
+            self._stop_reason = reason
+        self._stopping.set()
+
+    async def run(self, queue: asyncio.Queue[ComponentData | None]) -> None:
+        self._started_at = time.time()
+        self._started_mono = time.monotonic()
+        results = JsonlAppender(self.run_dir.results_path)
+        failures = JsonlAppender(self.run_dir.failures_path)
+        try:
+            workers = [
+                asyncio.create_task(self._worker(queue, results, failures))
+                for _ in range(self.max_concurrent)
+            ]
+            try:
+                await asyncio.gather(*workers)
+            finally:
+                for w in workers:
+                    w.cancel()
+                await asyncio.gather(*workers, return_exceptions=True)
+        finally:
+            self._ended_mono = time.monotonic()
+            if self._writes:  # cancelled mid-append: let the write finish before closing
+                await asyncio.gather(*self._writes, return_exceptions=True)
+            results.close()
+            failures.close()
+        if self._stop_reason is None:
+            self._stop_reason = "done"
+        if self._fatal is not None:
+            raise self._fatal
+
+    # ---- workers
+    async def _next(self, queue: asyncio.Queue[ComponentData | None]) -> ComponentData | None:
+        """The next component, or None at the end of the queue or once stopping."""
+        if self._stopping.is_set():
+            return None
+        get = asyncio.ensure_future(queue.get())
+        stopped = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({get, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            if not get.done():
+                get.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await get
+        if get.cancelled():
+            return None
+        item = get.result()
+        if item is None or self._stopping.is_set():
+            # Leave the end marker (or the unprocessed item) for whoever reads next.
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(item)
+            return None
+        return item
+
+    def _should_skip(self, component: ComponentData) -> bool:
+        key = component.component_key
+        if is_dead(component):
+            self._skipped_dead += 1
+        elif key in self._taken or not self.is_pending(key):
+            pass
+        else:
+            return False
+        self._skipped += 1
+        return True
+
+    def _over_budget(self) -> bool:
+        return self.budget_usd is not None and self.cost_usd() >= self.budget_usd
+
+    async def _worker(
+        self,
+        queue: asyncio.Queue[ComponentData | None],
+        results: JsonlAppender,
+        failures: JsonlAppender,
+    ) -> None:
+        while (component := await self._next(queue)) is not None:
+            if self._should_skip(component):
+                continue
+            if self._over_budget():
+                log.info("budget of $%.2f reached: taking no new components", self.budget_usd)
+                with contextlib.suppress(asyncio.QueueFull):
+                    queue.put_nowait(component)
+                self.stop("budget")
+                return
+            key = component.component_key
+            self._taken.add(key)
+            self._in_flight += 1
+            try:
+                result = await self.labeller.label(component, self.architecture)
+            except LabelError as e:
+                await self._record_failure(failures, key, str(e))
+            except FatalLabellerError as e:
+                if self._fatal is None:
+                    self._fatal = e
+                self.stop(f"fatal: {e}")
+                return
+            except Exception as e:  # a bug for one component must not stop the run
+                log.exception("unexpected error labelling %s", key)
+                await self._record_failure(failures, key, f"internal error: {type(e).__name__}")
+            else:
+                await self._record_result(results, result)
+            finally:
+                self._in_flight -= 1
+
+    async def _append(self, out: JsonlAppender, record: object) -> None:
+        """Append in a thread, one at a time; a cancelled caller does not cut the write short."""
+        async with self._write_lock:
+            write = asyncio.ensure_future(asyncio.to_thread(out.append, record))
+            self._writes.add(write)
+            write.add_done_callback(self._writes.discard)
+            await asyncio.shield(write)
+
+    async def _record_result(self, out: JsonlAppender, result: InterpretationResult) -> None:
+        await self._append(out, result)
+        self._labelled.add(result.component_key)
+        self._done_this_run += 1
+        self._recent.append(RecentLabel(result.component_key, result.label, result.confidence))
+
+    async def _record_failure(self, out: JsonlAppender, key: str, reason: str) -> None:
+        failure = LabelFailure(
+            component_key=key,
+            reason=reason,
+            attempts=self._earlier_attempts.get(key, 0) + 1,  # runs in which it failed
+            labeller=self.labeller.name,
+            model=self.labeller.model,
+            timestamp=time.time(),
+        )
+        await self._append(out, failure)
+        self._failed[key] = failure
+        log.warning("could not label %s: %s", key, reason)

@@ -1,0 +1,88 @@
+"""List prices of Claude models and the cost of one response's token usage.
+
+Prices are US dollars per million tokens. Cache writes cost 1.25x and cache reads 0.1x the input
+price. A model not in the table has an unknown cost (`None`), never a silent zero.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+CACHE_WRITE_FACTOR = 1.25
+CACHE_READ_FACTOR = 0.1
+
+
+@dataclass(frozen=True)
+class Price:
+    input_per_mtok: float
+    output_per_mtok: float
+
+
+@dataclass(frozen=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.cache_creation_input_tokens + other.cache_creation_input_tokens,
+            self.cache_read_input_tokens + other.cache_read_input_tokens,
+        )
+
+
+HAIKU_4_5 = Price(1.0, 5.0)
+SONNET_4_5 = Price(3.0, 15.0)
+OPUS_4_5 = Price(5.0, 25.0)
+HAIKU_5_5 = Price(0.10, 0.50)
+
+# (family, major, minor) of a model id such as claude-haiku-4-5-20251001 or claude-opus-4-6.
+_MODEL_ID = re.compile(r"^claude-(haiku|sonnet|opus)-(\d+)-(\d+)(?:-\d{8})?$")
+
+
+def price_of(model: str) -> Price | None:
+    """The list price of `model`, or None when this table does not know it."""
+    match = _MODEL_ID.match(model.strip())
+    if match is None:
+        return None
+    family, version = match.group(1), (int(match.group(2)), int(match.group(3)))
+    if family == "haiku" and version == (4, 5):
+        return HAIKU_4_5
+    if family == "haiku" and version == (5, 5):
+        return HAIKU_5_5
+    if family == "sonnet" and version in ((4, 5), (4, 6)):
+        return SONNET_4_5
+    if family == "opus" and version >= (4, 5):
+        return OPUS_4_5
+    return None
+
+
+def cost_usd(price: Price, usage: Usage) -> float:
+    per_token_in = price.input_per_mtok / 1e6
+    return (
+        usage.input_tokens * per_token_in
+        + usage.cache_creation_input_tokens * per_token_in * CACHE_WRITE_FACTOR
+        + usage.cache_read_input_tokens * per_token_in * CACHE_READ_FACTOR
+        + usage.output_tokens * price.output_per_mtok / 1e6
+    )
+
+
+_warned: set[str] = set()
+
+
+def cost_of(model: str, usage: Usage) -> float | None:
+    """Cost of `usage` on `model`; None (with one warning per model) when the price is unknown."""
+    price = price_of(model)
+    if price is None:
+        if model not in _warned:
+            _warned.add(model)
+            log.warning("no price known for model %r: its cost is reported as unknown", model)
+        return None
+    return cost_usd(price, usage)

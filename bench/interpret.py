@@ -1,0 +1,164 @@
+"""Labelling throughput against the loopback Messages API: `python -m bench.interpret`.
+
+The fake server enforces a rate limit of R requests per W seconds (W scaled down from a minute
+so the whole benchmark takes about a minute) with a log-normal latency, optionally faulting 30%
+of requests (429, 529, 500, dropped connections, non-JSON bodies, slow answers past the timeout,
+refusals, max_tokens stops, invalid JSON). The real SDK and the real pool label N components into
+a temporary run directory (windows x limit components). Reported: labels per minute over the whole
+run; the share of the server's limit that became labels (requests the server accepted and answered
+with a label in the first windows-1 windows, over the most it accepts in that time); requests the
+server refused with 429; and the time from start (before the labeller is built) to the first
+request.
+
+Two client set-ups: `--max-rpm` set to the server's limit (the client paces itself), and no
+client budget at all (the client learns the limit from 429 + retry-after and AIMD).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import random
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from autointerp.interpret.claude import ClaudeLabeller, RetryPolicy
+from autointerp.interpret.pool import LabellingPool
+from autointerp.interpret.ratelimit import RateLimits
+from autointerp.schemas import ComponentData, InterpretationResult
+from autointerp.store import read_jsonl
+from tests.interpret.fake_api import CONTENT_FAULTS, TRANSIENT_FAULTS, FakeMessagesServer
+from tests.interpret.runs import components, make_run
+from tests.interpret.samples import ARCH
+
+
+@dataclass
+class Row:
+    scenario: str
+    labels: int
+    failed: int
+    requests: int
+    refused: int
+    per_minute: float
+    of_limit: float
+    """Answered requests the server accepted in the first (windows - 1) windows, over the most it
+    allows in that time: the share of the limit that became labels."""
+    first_request_ms: float
+    seconds: float
+
+
+def latency(rng: random.Random) -> float:
+    """Log-normal, median 120 ms, long tail capped at 1.5 s."""
+    return min(1.5, rng.lognormvariate(math.log(0.12), 0.5))
+
+
+async def scenario(
+    name: str, *, limit: int, window: float, windows: int, fault_rate: float, client_budget: bool
+) -> Row:
+    comps = components(windows * limit)
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        FakeMessagesServer(
+            rate_limit=(limit, window),
+            latency=latency,
+            fault_rate=fault_rate,
+            fault_kinds=TRANSIENT_FAULTS + CONTENT_FAULTS,
+            retry_after_s=window / 20,
+            slow_s=1.5,
+            seed=7,
+        ) as srv,
+    ):
+        run = make_run(Path(tmp), comps)
+        t0 = time.monotonic()
+        labeller = ClaudeLabeller(
+            base_url=srv.base_url,
+            timeout=0.8,
+            max_concurrent=32,
+            limits=(
+                RateLimits(max_rpm=limit, window_s=window, send_margin=0.05)
+                if client_budget
+                else None
+            ),
+            retry=RetryPolicy(base_delay_s=window / 60, max_delay_s=window),
+            overload_cooldown_s=0.3,
+            seed=1,
+        )
+        pool = LabellingPool(labeller, ARCH, run, max_concurrent=32)
+        queue: asyncio.Queue[ComponentData | None] = asyncio.Queue()
+        for c in comps:
+            queue.put_nowait(c)
+        queue.put_nowait(None)
+        await pool.run(queue)
+        await labeller.aclose()
+        end = time.monotonic()
+        first_request = min(r.at for r in srv.requests) - t0
+        outcomes = srv.outcomes()
+        first = min(r.at for r in srv.requests)
+        horizon = first + (windows - 1) * window
+        useful = sum(r.outcome == "ok" and r.at < horizon for r in srv.requests)
+        results, _ = read_jsonl(run.results_path, InterpretationResult)
+    snap = pool.snapshot()
+    elapsed = end - t0
+    return Row(
+        scenario=name,
+        labels=len(results),
+        failed=snap.failed,
+        requests=len(outcomes),
+        refused=outcomes.count("rate_limited"),
+        per_minute=len(results) / elapsed * 60,
+        of_limit=useful / ((windows - 1) * limit),
+        first_request_ms=first_request * 1000,
+        seconds=elapsed,
+    )
+
+
+def table(rows: list[Row], limit: int, window: float) -> str:
+    head = (
+        f"Server limit: {limit} requests per {window:g} s "
+        f"({limit / window * 60:.0f}/min); latency log-normal, median 120 ms.\n\n"
+        "| scenario | labels | failed | requests | 429 from limit | labels/min (whole run) "
+        "| labels / limit | start → first request | time |\n"
+        "|---|---|---|---|---|---|---|---|---|\n"
+    )
+    lines = [
+        f"| {r.scenario} | {r.labels} | {r.failed} | {r.requests} | {r.refused} "
+        f"| {r.per_minute:.0f} | {r.of_limit:.2f} | {r.first_request_ms:.0f} ms "
+        f"| {r.seconds:.1f} s |"
+        for r in rows
+    ]
+    return head + "\n".join(lines)
+
+
+async def main(args: argparse.Namespace) -> None:
+    os.environ.setdefault("ANTHROPIC_API_KEY", "bench-not-a-real-key")
+    rows = []
+    for name, fault_rate, budget in [
+        ("--max-rpm = limit, no faults", 0.0, True),
+        ("no client budget, no faults", 0.0, False),
+        ("--max-rpm = limit, 30% faults", 0.3, True),
+        ("no client budget, 30% faults", 0.3, False),
+    ]:
+        row = await scenario(
+            name,
+            limit=args.limit,
+            window=args.window,
+            windows=args.windows,
+            fault_rate=fault_rate,
+            client_budget=budget,
+        )
+        print(f"{name}: {row.labels} labels in {row.seconds:.1f} s", flush=True)
+        rows.append(row)
+    print()
+    print(table(rows, args.limit, args.window))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--limit", type=int, default=40, help="server requests per window")
+    parser.add_argument("--window", type=float, default=2.0, help="server window, seconds")
+    parser.add_argument("--windows", type=int, default=6, help="components = windows x limit")
+    asyncio.run(main(parser.parse_args()))

@@ -1,0 +1,211 @@
+"""The Claude labeller against the loopback Messages API, with the real SDK in strict mode."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import pytest
+
+from autointerp.errors import UserError
+from autointerp.interpret.base import FatalLabellerError, LabelError
+from autointerp.interpret.claude import ClaudeLabeller, RetryPolicy
+from autointerp.interpret.ratelimit import RateLimits
+from tests.interpret.clocks import ScaledClock
+from tests.interpret.fake_api import CONTENT_FAULTS, TRANSIENT_FAULTS, FakeMessagesServer, Fault
+from tests.interpret.samples import ARCH, component
+
+SECRET = "sk-ant-test-Zq81-never-print-me"
+FAST = RetryPolicy(max_attempts=4, max_content_attempts=3, base_delay_s=0.01, max_delay_s=0.05)
+
+
+@pytest.fixture(autouse=True)
+def api_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
+
+
+def make_labeller(srv: FakeMessagesServer, **kwargs: Any) -> ClaudeLabeller:
+    kwargs.setdefault("retry", FAST)
+    kwargs.setdefault("timeout", 5.0)
+    return ClaudeLabeller(base_url=srv.base_url, seed=0, _strict_response_validation=True, **kwargs)
+
+
+async def label_one(srv: FakeMessagesServer, **kwargs: Any) -> Any:
+    labeller = make_labeller(srv, **kwargs)
+    try:
+        return await labeller.label(component(), ARCH)
+    finally:
+        await labeller.aclose()
+
+
+async def test_a_clean_answer_becomes_a_result_with_usage_and_cost() -> None:
+    with FakeMessagesServer() as srv:
+        result = await label_one(srv)
+        (request,) = srv.requests
+    assert result.label == "fake label for model.layers.3.mlp.up_proj:17"
+    assert result.confidence == "medium"
+    assert (result.labeller, result.model) == ("claude", "claude-haiku-4-5-20251001")
+    assert result.input_tokens > 0 and result.output_tokens > 0
+    assert result.cache_creation_input_tokens > 0  # the system block is marked for caching
+    expected = (
+        result.input_tokens
+        + 1.25 * result.cache_creation_input_tokens
+        + 0.1 * result.cache_read_input_tokens
+        + 5 * result.output_tokens
+    ) / 1e6
+    assert result.cost_usd == pytest.approx(expected)
+    body = request.body
+    assert body["system"][0]["cache_control"] == {"type": "ephemeral"}
+    assert body["output_config"]["format"]["type"] == "json_schema"
+    assert set(body["output_config"]["format"]["schema"]["required"]) == {
+        "label",
+        "confidence",
+        "reasoning",
+    }
+    assert "Component: model.layers.3.mlp.up_proj:17" in body["messages"][0]["content"]
+    assert request.headers["x-stainless-retry-count"] == "0"  # the SDK does not retry on its own
+
+
+@pytest.mark.parametrize("fault", TRANSIENT_FAULTS)
+async def test_transient_faults_are_retried(fault: Fault) -> None:
+    with FakeMessagesServer(faults=[fault, fault], slow_s=1.5, retry_after_s=0.02) as srv:
+        t0 = time.monotonic()
+        result = await label_one(srv, timeout=0.3)
+        assert srv.outcomes() == [fault.value, fault.value, "ok"]
+    assert result.label.startswith("fake label")
+    assert time.monotonic() - t0 < 1.4  # a slow answer is abandoned at the timeout
+
+
+@pytest.mark.parametrize("fault", CONTENT_FAULTS)
+async def test_unusable_answers_are_retried_a_bounded_number_of_times(fault: Fault) -> None:
+    with FakeMessagesServer(faults=[fault]) as srv:
+        result = await label_one(srv)
+        assert result.label.startswith("fake label")
+    with FakeMessagesServer() as srv:
+        clean = await label_one(srv)
+    # The unusable answer's tokens are part of what this component cost.
+    assert result.input_tokens == 2 * clean.input_tokens
+    assert result.cost_usd > clean.cost_usd
+    with FakeMessagesServer(faults=[fault] * 10) as srv:
+        with pytest.raises(LabelError) as err:
+            await label_one(srv)
+        assert len(srv.requests) == FAST.max_content_attempts
+    assert "after 3 tries" in str(err.value)
+
+
+async def test_persistent_transient_faults_give_up_with_a_label_error() -> None:
+    with FakeMessagesServer(faults=[Fault.SERVER_ERROR] * 10) as srv:
+        with pytest.raises(LabelError, match="gave up after 4 attempts: HTTP 500"):
+            await label_one(srv)
+        assert len(srv.requests) == FAST.max_attempts
+
+
+@pytest.mark.parametrize(
+    ("fault", "words"),
+    [
+        (Fault.AUTH, "rejected the key in ANTHROPIC_API_KEY"),
+        (Fault.PERMISSION, "may not use"),
+        (Fault.BILLING, "spend limit or credit"),
+    ],
+)
+async def test_fatal_errors_stop_at_once_and_never_show_the_key(
+    fault: Fault, words: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with FakeMessagesServer(faults=[fault] * 5) as srv:
+        labeller = make_labeller(srv)
+        with pytest.raises(FatalLabellerError) as err:
+            await labeller.label(component(), ARCH)
+        stats = labeller.stats()
+        await labeller.aclose()
+        assert len(srv.requests) == 1  # no retry storm
+        assert srv.requests[0].headers["authorization"] == f"Bearer {SECRET}"
+    assert words in str(err.value)
+    for text in (str(err.value), repr(err.value), caplog.text, str(stats)):
+        assert SECRET not in text
+
+
+def test_a_missing_key_is_a_user_error_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    with pytest.raises(UserError, match=r"ANTHROPIC_API_KEY.*--labeller offline"):
+        ClaudeLabeller()
+
+
+async def test_retry_after_pauses_every_worker() -> None:
+    """One 429 with retry-after 0.4 s: no request at all goes out until the pause is over."""
+    pause = 0.4
+    with FakeMessagesServer(faults=[Fault.RATE_LIMIT], retry_after_s=pause, latency=0.1) as srv:
+        labeller = make_labeller(srv, max_concurrent=3)
+        comps = [component(f"h.0.mlp.c_fc:{i}") for i in range(6)]
+        results = await asyncio.gather(*(labeller.label(c, ARCH) for c in comps))
+        await labeller.aclose()
+        times = sorted(r.at for r in srv.requests)
+        answered = srv.requests[0].at + 0.1  # the 429 (after the server's latency)
+    assert len(results) == 6
+    # Answers that came back together with the 429 may race it out; after that, nothing is sent
+    # until the pause is over.
+    assert not [t for t in times if answered + 0.06 < t < answered + pause - 0.03]
+    assert len(times) == 7
+
+
+async def test_max_rpm_is_respected_in_every_window() -> None:
+    """A scaled clock makes a 60 s budget window last 1 s of real time.
+
+    The send margin (how long after sending the server may still count a request) is 0.1 of the
+    window here, 100 ms real, to cover this in-process server's thread scheduling; on a real
+    network the default 0.02 of a minute is 1.2 s."""
+    window = 1.0
+    rpm = 6
+    with FakeMessagesServer(rate_limit=(rpm, window), latency=0.02) as srv:
+        labeller = make_labeller(
+            srv,
+            max_concurrent=8,
+            clock=ScaledClock(scale=60.0 / window),
+            limits=RateLimits(max_rpm=rpm, send_margin=0.1),
+        )
+        comps = [component(f"h.1.mlp.c_fc:{i}") for i in range(2 * rpm + 1)]
+        await asyncio.gather(*(labeller.label(c, ARCH) for c in comps))
+        stats = labeller.stats()
+        await labeller.aclose()
+        assert srv.max_in_window(window) <= rpm
+        assert "rate_limited" not in srv.outcomes()
+    assert stats.ratelimit_requests_remaining is not None
+    assert stats.requests == 2 * rpm + 1
+    assert 0 < stats.requests_per_minute <= rpm  # per minute of the labeller's (scaled) clock
+    assert stats.budget_requests_remaining is not None and stats.budget_requests_remaining <= rpm
+
+
+async def test_overload_lowers_concurrency_and_success_restores_it() -> None:
+    with FakeMessagesServer(faults=[Fault.OVERLOADED], latency=0.01) as srv:
+        labeller = make_labeller(srv, max_concurrent=8, overload_cooldown_s=0.0)
+        await labeller.label(component(), ARCH)
+        after_one = labeller.stats().concurrency_limit
+        comps = [component(f"h.2.mlp.c_fc:{i}") for i in range(80)]
+        await asyncio.gather(*(labeller.label(c, ARCH) for c in comps))
+        recovered = labeller.stats().concurrency_limit
+        await labeller.aclose()
+    assert after_one == 4
+    assert recovered == 8
+
+
+async def test_unknown_model_cost_is_reported_unknown() -> None:
+    with FakeMessagesServer() as srv:
+        labeller = make_labeller(srv, model="claude-future-9")
+        result = await labeller.label(component(), ARCH)
+        stats = labeller.stats()
+        await labeller.aclose()
+    assert result.cost_known is False and result.cost_usd == 0.0
+    assert stats.cost_known is False
+
+
+async def test_base_url_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    with FakeMessagesServer() as srv:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", srv.base_url)
+        labeller = ClaudeLabeller(retry=FAST)
+        await labeller.label(component(), ARCH)
+        await labeller.aclose()
+        assert len(srv.requests) == 1

@@ -24,7 +24,7 @@ INT32_LIMIT = 2**31 - 1
 BLOCK_ENTRIES = 2**26
 """Entries of the [positions, components] masks of one block: the tables are read and written once
 per block, so blocks are as large as memory allows."""
-CHUNK_ENTRIES = 2**23
+CHUNK_ENTRIES = 2**25
 DENSE_ROW_FRACTION = 1 / 16
 """Entries of one [components, vocab or components] partial result inside a block."""
 

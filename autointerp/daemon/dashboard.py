@@ -145,10 +145,10 @@ def _labelling_details(view: View, lab: LabellingView) -> list[str]:
 
 
 def _labels_table(lab: LabellingView) -> Table:
-    table = Table(title="latest labels", title_justify="left", expand=False)
+    table = Table(title="latest labels", title_justify="left", expand=True)
     table.add_column("component", no_wrap=True)
-    table.add_column("conf.")
-    table.add_column("label", no_wrap=True, overflow="ellipsis")
+    table.add_column("conf.", no_wrap=True, width=6)
+    table.add_column("label", no_wrap=True, overflow="ellipsis", ratio=1)
     for line in reversed(lab.recent[-8:]):  # newest first
         table.add_row(
             Text(clean(line.component_key, 60)),

@@ -108,18 +108,16 @@ def sparse_row_sums(
     if not bool(heavy.any()):
         return _csr_mm(crow, cols, n_cols, dense)
     row_of = torch.repeat_interleave(torch.arange(n_rows, device=crow.device), counts)
-    out = torch.zeros(n_rows, dense.shape[1], dtype=dense.dtype, device=dense.device)
     heavy_rows = torch.nonzero(heavy).squeeze(1)
     on_heavy = heavy[row_of]
     rank = torch.full((n_rows,), -1, dtype=torch.int64, device=crow.device)
     rank[heavy_rows] = torch.arange(heavy_rows.numel(), device=crow.device)
     s_dense = torch.zeros(heavy_rows.numel(), n_cols, dtype=dense.dtype, device=dense.device)
     s_dense[rank[row_of[on_heavy]], cols[on_heavy]] = 1.0
-    out[heavy_rows] = s_dense @ dense
-    light = ~on_heavy
     light_crow = torch.zeros_like(crow)
     light_crow[1:] = torch.where(heavy, 0, counts).cumsum(0)
-    out += _csr_mm(light_crow, cols[light], n_cols, dense)
+    out = _csr_mm(light_crow, cols[~on_heavy], n_cols, dense)  # heavy rows of it are zero
+    out[heavy_rows] = s_dense @ dense
     return out
 
 

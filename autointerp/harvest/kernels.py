@@ -3,7 +3,8 @@
 Co-firing counts are matmuls of 0/1 masks. We run them as int8 x int8 -> int32 (`torch._int_mm`):
 every product and partial sum is an integer, so the result is exact by construction whatever the
 device's float settings (TF32, reduced-precision reductions, autocast) are. Probability mass is
-summed by a sparse (CSR) matmul in float64, touching only the firing positions.
+summed in float64 by a sparse (CSR) matmul over the firing positions, or by a dense GEMM for the
+components that fire at a large fraction of the positions (where dense is faster).
 """
 
 from __future__ import annotations

@@ -79,7 +79,12 @@ def main() -> None:
     parser.add_argument("--ref-components", type=int, default=64)
     parser.add_argument("--top-k", type=int, default=20)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--threads", type=int, help="torch CPU threads (1 is steadier on a shared machine)"
+    )
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     s = SHAPES[args.shape]
     n_batches = args.batches or s.batches
     layout = [(f"layers.{i}.mlp", s.components) for i in range(s.modules)]

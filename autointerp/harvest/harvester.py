@@ -3,8 +3,10 @@
 All tables live on the harvest device. Counts are integers (int32 while the number of tokens seen
 stays below 2^31, so that no count can overflow; promoted to int64 beyond), sums of CI and
 probability are float64, and the update runs with autocast disabled so a caller's bf16 autocast
-block cannot round anything. Work per batch is proportional to the firings, never to B·S·V:
-no one-hot tensors. A batch is processed in blocks of positions to bound the working memory.
+block cannot round anything. No one-hot tensors: token statistics cost work proportional to the
+firings (times V for the output probabilities), and only components that fire in a block take
+part in its co-occurrence product. A batch is processed in blocks of positions to bound the
+working memory; each block reads and writes every table once.
 """
 
 from __future__ import annotations

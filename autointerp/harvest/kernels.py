@@ -3,7 +3,8 @@
 Co-firing counts are matmuls of 0/1 masks. We run them as int8 x int8 -> int32 (`torch._int_mm`):
 every product and partial sum is an integer, so the result is exact by construction whatever the
 device's float settings (TF32, reduced-precision reductions, autocast) are. Probability mass is
-summed by a sparse (CSR) matmul in float64, touching only the firing positions.
+summed in float64 by a sparse (CSR) matmul over the firing positions, or by a dense GEMM for the
+components that fire at a large fraction of the positions (where dense is faster).
 """
 
 from __future__ import annotations
@@ -108,18 +109,16 @@ def sparse_row_sums(
     if not bool(heavy.any()):
         return _csr_mm(crow, cols, n_cols, dense)
     row_of = torch.repeat_interleave(torch.arange(n_rows, device=crow.device), counts)
-    out = torch.zeros(n_rows, dense.shape[1], dtype=dense.dtype, device=dense.device)
     heavy_rows = torch.nonzero(heavy).squeeze(1)
     on_heavy = heavy[row_of]
     rank = torch.full((n_rows,), -1, dtype=torch.int64, device=crow.device)
     rank[heavy_rows] = torch.arange(heavy_rows.numel(), device=crow.device)
     s_dense = torch.zeros(heavy_rows.numel(), n_cols, dtype=dense.dtype, device=dense.device)
     s_dense[rank[row_of[on_heavy]], cols[on_heavy]] = 1.0
-    out[heavy_rows] = s_dense @ dense
-    light = ~on_heavy
     light_crow = torch.zeros_like(crow)
     light_crow[1:] = torch.where(heavy, 0, counts).cumsum(0)
-    out += _csr_mm(light_crow, cols[light], n_cols, dense)
+    out = _csr_mm(light_crow, cols[~on_heavy], n_cols, dense)  # heavy rows of it are zero
+    out[heavy_rows] = s_dense @ dense
     return out
 
 

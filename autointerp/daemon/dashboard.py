@@ -61,10 +61,12 @@ def render(view: View) -> RenderableType:
     """The whole dashboard for one snapshot."""
     header = Text.assemble(
         ("autointerp ", "bold cyan"),
-        f"run {clean(view.run_id)} · source {clean(view.source)} · device {clean(view.device)}",
-        " · phase ",
+        f"run {clean(view.run_id)} · phase ",
         (view.phase + (" (stopping)" if view.stopping else ""), "bold yellow"),
         f" · up {duration(view.now - view.started_at)}",
+    )
+    origin = Text.assemble(
+        ("source ", "bold"), f"{clean(view.source)} · device {clean(view.device)}"
     )
     grid = Table.grid(padding=(0, 1))
     grid.add_column(width=9)
@@ -81,7 +83,7 @@ def render(view: View) -> RenderableType:
         for line in _labelling_details(view, view.labelling):
             _row(grid, "", "", line)
     labeller = Text.assemble(("labeller ", "bold"), clean(view.labeller))
-    parts: list[RenderableType] = [header, labeller, grid]
+    parts: list[RenderableType] = [header, origin, labeller, grid]
     if view.last_error:
         parts.append(Text("last error: " + clean(view.last_error, 300), style="red"))
     if view.labelling is not None and view.labelling.recent:
@@ -90,7 +92,7 @@ def render(view: View) -> RenderableType:
 
 
 def _harvest_text(view: View) -> str:
-    text = f"{view.batches_done}/{view.n_batches} batches · {view.n_tokens:,} tokens"
+    text = f"{view.batches_done}/{view.n_batches} batches · {view.n_tokens:,} tok"
     if view.batches_this_session:
         text += f" · {view.tokens_per_second:,.0f} tok/s"
     if view.batches_done < view.n_batches:
@@ -98,7 +100,7 @@ def _harvest_text(view: View) -> str:
     if view.resumed_from_batch:
         text += f" · resumed at batch {view.resumed_from_batch}"
     if view.last_checkpoint_at is not None:
-        text += f" · saved {_ago(view.now - view.last_checkpoint_at)} ago"
+        text += f" · ckpt {_ago(view.now - view.last_checkpoint_at)} ago"
     if view.device_memory:
         text += f" · {view.device_memory}"
     return text
@@ -143,10 +145,10 @@ def _labelling_details(view: View, lab: LabellingView) -> list[str]:
 
 
 def _labels_table(lab: LabellingView) -> Table:
-    table = Table(title="latest labels", title_justify="left", expand=False)
+    table = Table(title="latest labels", title_justify="left", expand=True)
     table.add_column("component", no_wrap=True)
-    table.add_column("conf.")
-    table.add_column("label")
+    table.add_column("conf.", no_wrap=True, width=6)
+    table.add_column("label", no_wrap=True, overflow="ellipsis", ratio=1)
     for line in reversed(lab.recent[-8:]):  # newest first
         table.add_row(
             Text(clean(line.component_key, 60)),

@@ -57,6 +57,8 @@ class Orchestrator:
         self.shutdown = shutdown
         self.grace_period = grace_period
         self.queue: asyncio.Queue[ComponentData | None] = asyncio.Queue(maxsize=queue_size)
+        self._end_marker_queued = 0
+        """1 once the end-of-components marker is in the queue (it stays there)."""
         self._no_consumer = threading.Event()
         """Set once labelling ended early (budget): finalize goes on writing, nothing is queued."""
 
@@ -98,7 +100,7 @@ class Orchestrator:
                         log.error("stopping after an error: %s", failure, exc_info=failure)
                         self.shutdown.request("error")
                     elif task is harvest and labelling is not None and not self.shutdown.requested:
-                        end_marker = asyncio.create_task(self.queue.put(None))
+                        end_marker = asyncio.create_task(self._put_end_marker())
                     elif task is labelling and not self.shutdown.requested:
                         self._labelling_ended_early()
         finally:
@@ -113,6 +115,10 @@ class Orchestrator:
         phase = "stopped" if stopped or error else self.state.get().phase
         self.progress.update(phase=phase)
         return Outcome(error, stopped, complete)
+
+    async def _put_end_marker(self) -> None:
+        await self.queue.put(None)
+        self._end_marker_queued = 1
 
     def _all_labelled(self) -> bool:
         assert self.pool is not None
@@ -154,7 +160,7 @@ class Orchestrator:
         snap = self.pool.snapshot()
         stats = snap.labeller
         self.progress.update(
-            queue_depth=self.queue.qsize(),
+            queue_depth=max(0, self.queue.qsize() - self._end_marker_queued),
             labelling=LabellingView(
                 done=snap.done,
                 failed=snap.failed,

@@ -24,7 +24,8 @@ INT32_LIMIT = 2**31 - 1
 BLOCK_ENTRIES = 2**26
 """Entries of the [positions, components] masks of one block: the tables are read and written once
 per block, so blocks are as large as memory allows."""
-CHUNK_ENTRIES = 2**23
+CHUNK_ENTRIES = 2**25
+DENSE_ROW_FRACTION = 1 / 16
 """Entries of one [components, vocab or components] partial result inside a block."""
 
 STATE_VERSION = 1
@@ -64,6 +65,9 @@ class Harvester:
         c, v, dev = self.n_components, self.vocab_size, self.device
         self.block_positions = block_positions(c)
         self.chunk_entries = CHUNK_ENTRIES
+        self.dense_rows = DENSE_ROW_FRACTION
+        """Components firing at more than this fraction of a block's positions sum their output
+        probabilities with a dense float64 GEMM (faster than sparse at that density)."""
         """Bound on one [components, vocab or components] result inside a block."""
         self.firing_count = torch.zeros(c, dtype=torch.int64, device=dev)
         self.ci_sum = torch.zeros(c, dtype=torch.float64, device=dev)
@@ -165,7 +169,7 @@ class Harvester:
             rows = alive[a0:a1]
             sub_crow = crow[a0 : a1 + 1] - bounds[a0]
             sub_cols = pos[bounds[a0] : bounds[a1]] - p0
-            mass = sparse_row_sums(sub_crow, sub_cols, p1 - p0, block_probs)
+            mass = sparse_row_sums(sub_crow, sub_cols, p1 - p0, block_probs, self.dense_rows)
             # index_put_ with accumulate: rows are distinct, and it is much faster than index_add_.
             self.output_co.index_put_((rows,), mass, accumulate=True)
             # Co-occurrence is symmetric: count only pairs (c, d) with c <= d.

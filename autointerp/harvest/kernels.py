@@ -89,12 +89,43 @@ def csr_rows(rows: torch.Tensor, n_rows: int) -> torch.Tensor:
 
 
 def sparse_row_sums(
-    crow: torch.Tensor, cols: torch.Tensor, n_cols: int, dense: torch.Tensor
+    crow: torch.Tensor,
+    cols: torch.Tensor,
+    n_cols: int,
+    dense: torch.Tensor,
+    dense_fraction: float = 1.0,
 ) -> torch.Tensor:
     """`S @ dense` where S is the 0/1 CSR matrix (`crow`, `cols`) of shape [len(crow)-1, n_cols].
 
-    Row i of the result is the float64 sum of the rows of `dense` listed in row i of S.
+    Row i of the result is the sum, in `dense`'s dtype, of the rows of `dense` listed in row i of
+    S. Rows of S with more than `dense_fraction · n_cols` entries go through a dense GEMM.
     """
+    n_rows = crow.numel() - 1
+    if cols.numel() == 0:
+        return dense.new_zeros(n_rows, dense.shape[1])
+    counts = crow[1:] - crow[:-1]
+    heavy = counts > dense_fraction * n_cols
+    if not bool(heavy.any()):
+        return _csr_mm(crow, cols, n_cols, dense)
+    row_of = torch.repeat_interleave(torch.arange(n_rows, device=crow.device), counts)
+    out = torch.zeros(n_rows, dense.shape[1], dtype=dense.dtype, device=dense.device)
+    heavy_rows = torch.nonzero(heavy).squeeze(1)
+    on_heavy = heavy[row_of]
+    rank = torch.full((n_rows,), -1, dtype=torch.int64, device=crow.device)
+    rank[heavy_rows] = torch.arange(heavy_rows.numel(), device=crow.device)
+    s_dense = torch.zeros(heavy_rows.numel(), n_cols, dtype=dense.dtype, device=dense.device)
+    s_dense[rank[row_of[on_heavy]], cols[on_heavy]] = 1.0
+    out[heavy_rows] = s_dense @ dense
+    light = ~on_heavy
+    light_crow = torch.zeros_like(crow)
+    light_crow[1:] = torch.where(heavy, 0, counts).cumsum(0)
+    out += _csr_mm(light_crow, cols[light], n_cols, dense)
+    return out
+
+
+def _csr_mm(
+    crow: torch.Tensor, cols: torch.Tensor, n_cols: int, dense: torch.Tensor
+) -> torch.Tensor:
     n_rows = crow.numel() - 1
     if cols.numel() == 0:
         return dense.new_zeros(n_rows, dense.shape[1])

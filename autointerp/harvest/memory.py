@@ -12,7 +12,7 @@ Accumulators (C components, V vocabulary, k examples, W tokens per side, N token
 Per batch (P = batch·context positions) the inputs are P·(8 + 4C + 4V) bytes; the update works on
 blocks of R = max(64, 2^26 // C) positions and needs about R·(21·C + 8·V) bytes beyond them
 (3 bytes of masks per entry, ~70 bytes of index lists per firing counted at 25% firing density,
-far above SPD's 1–3%, and the float64 probabilities) plus three 2^23-entry partial results.
+far above SPD's 1–3%, and the float64 probabilities) plus three 2^25-entry partial results.
 Finalize works on chunks of 2^24 scores (about 1 GiB in all); the larger working set counts.
 """
 

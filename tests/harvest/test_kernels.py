@@ -28,3 +28,20 @@ def test_sparse_row_sums_match_dense() -> None:
     rows, cols = torch.nonzero(mask).unbind(1)
     got = sparse_row_sums(csr_rows(rows, 6), cols, 40, dense)
     torch.testing.assert_close(got, mask.to(torch.float64) @ dense, rtol=1e-15, atol=1e-15)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    rows=st.integers(1, 8),
+    cols=st.integers(1, 50),
+    density=st.sampled_from([0.02, 0.3, 0.95]),
+    dense_fraction=st.sampled_from([0.0, 0.1, 0.5, 1.0]),
+    seed=st.integers(0, 99),
+)
+def test_sparse_row_sums_any_split(rows, cols, density, dense_fraction, seed) -> None:
+    g = torch.Generator().manual_seed(seed)
+    mask = torch.rand(rows, cols, generator=g) < density
+    dense = torch.rand(cols, 5, generator=g, dtype=torch.float64)
+    r, c = torch.nonzero(mask).unbind(1)
+    got = sparse_row_sums(csr_rows(r, rows), c, cols, dense, dense_fraction)
+    torch.testing.assert_close(got, mask.to(torch.float64) @ dense, rtol=1e-13, atol=1e-13)

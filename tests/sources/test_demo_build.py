@@ -9,9 +9,6 @@ import torch
 
 from autointerp.errors import UserError
 from autointerp.sources.demo.build import TINY, build
-from autointerp.sources.demo.decomposition import DecomposedLM
-from autointerp.sources.demo.model import DemoStoryLM, LMConfig
-from autointerp.sources.demo.train import module_c_for
 from autointerp.sources.demo.weights_file import WEIGHTS_FILE, load_weights
 
 
@@ -34,18 +31,6 @@ def test_tiny_build_twice_gives_identical_weights_that_load_back(tmp_path: Path)
     assert len(tokenizer) == model.target.cfg.vocab_size
     for name, tensor in model.components.state_dict().items():
         assert torch.equal(tensor, a["components_state"][name])
-
-
-def test_initial_components_reproduce_the_model_exactly() -> None:
-    """Before training, the sum of all components is the target weight (all masks 1)."""
-    target = DemoStoryLM(LMConfig(vocab_size=50, d_model=16, n_heads=2, d_mlp=32, max_context=8))
-    model = DecomposedLM(target, module_c_for(2, attention_c=24, mlp_c=40), gate_hidden=2)
-    model.initialise(torch.Generator().manual_seed(0))
-    tokens = torch.randint(50, (3, 8), generator=torch.Generator().manual_seed(1))
-    logits, _ = model.forward_with_inputs(tokens)
-    all_on = {p: torch.ones(3, 8, c) for p, c in model.module_c.items()}
-    torch.testing.assert_close(model.forward_masked(tokens, all_on), logits, atol=1e-4, rtol=0)
-    assert model.faithfulness_loss().item() < 1e-10
 
 
 def test_missing_or_mismatched_weights_are_user_errors(tmp_path: Path) -> None:

@@ -57,7 +57,7 @@ class SPDTrainConfig:
     faithfulness_coeff: float = 3e4
     stochastic_recon_coeff: float = 1.0
     ci_recon_coeff: float = 1.0
-    importance_coeff: float = 5e-2
+    importance_coeff: float = 3e-2
     importance_p_start: float = 1.0
     importance_p_end: float = 0.5
     attention_c: int = 64

@@ -40,7 +40,8 @@ class _Decoder:
 
     def learn(self, ids: torch.Tensor) -> dict[int, str]:
         """Decode the ids not seen yet; returns the cache for plain lookups."""
-        for token_id in torch.unique(ids).tolist():
+        present = torch.bincount(ids.flatten() + 1)  # ids >= PAD_ID = -1; no sort, unlike unique
+        for token_id in (torch.nonzero(present).squeeze(1) - 1).tolist():
             if token_id not in self.names:
                 self.names[token_id] = self._decode(token_id)
         return self.names
@@ -115,6 +116,54 @@ def _chunk_size(h: Harvester) -> int:
     return max(1, FINALIZE_CHUNK_ENTRIES // max(h.vocab_size, h.n_components))
 
 
+class _Context:
+    """What every chunk needs: names, totals, the decode cache."""
+
+    def __init__(self, h: Harvester, decode: Callable[[int], str], top_k: int) -> None:
+        self.h = h
+        self.top_k = top_k
+        self.decoder = _Decoder(decode)
+        self.keys = [component_key(m, i) for m, n in h.layout for i in range(n)]
+        self.where = [(m, i) for m, n in h.layout for i in range(n)]
+        self.n = float(h.n_tokens)
+        self.f_all = h.firing_count.to(torch.float64)
+        self.t_in = h.token_count.to(torch.float64)[None]
+        self.t_out = h.output_mass[None]
+
+
+@torch.no_grad()
+def _chunk(ctx: _Context, c0: int, c1: int) -> list[ComponentData]:
+    h, n, k, keys = ctx.h, ctx.n, ctx.top_k, ctx.keys
+    f = ctx.f_all[c0:c1, None]
+    input_stats, in_cols = _stats(h.input_co[c0:c1], f, ctx.t_in, n, k)
+    output_stats, out_cols = _stats(h.output_co[c0:c1], f, ctx.t_out, n, k)
+    co = h.cooc_rows(c0, c1)
+    co[torch.arange(c1 - c0), torch.arange(c0, c1)] = 0  # a component is not its own pair
+    corr, _ = _stats(co, f, ctx.f_all[None], n, k, bottom=True)
+    names = ctx.decoder.learn(torch.cat([in_cols.flatten(), out_cols.flatten()]))
+    examples = _examples(h, c0, c1, ctx.decoder)
+    counts = h.firing_count[c0:c1].tolist()
+    ci_sums = h.ci_sum[c0:c1].tolist()
+    out = []
+    for j in range(c1 - c0):
+        module, idx = ctx.where[c0 + j]
+        out.append(
+            ComponentData(
+                component_key=keys[c0 + j],
+                layer=module,
+                component_idx=idx,
+                mean_ci=finite(ci_sums[j] / n) if n else 0.0,
+                activation_examples=examples[j],
+                input_token_stats=TokenStats(*(_named(s[j], names) for s in input_stats)),
+                output_token_stats=TokenStats(*(_named(s[j], names) for s in output_stats)),
+                correlations=ComponentCorrelations(*(_named(s[j], keys) for s in corr)),
+                firing_count=counts[j],
+                firing_density=finite(counts[j] / n) if n else 0.0,
+            )
+        )
+    return out
+
+
 def finalize(
     harvester: Harvester,
     decode: Callable[[int], str],
@@ -125,42 +174,10 @@ def finalize(
     """Yield one `ComponentData` per component in layout order, from component `start` on.
 
     Dead components are included (firing_count 0, empty lists), so the number of records written
-    equals the position in layout order and `start` is simply the count already written.
+    equals the position in layout order and `start` is simply the count already written. Records
+    are computed a chunk of components at a time; components before `start` are never built.
     """
-    h = harvester
-    decoder = _Decoder(decode)
-    keys = [component_key(m, i) for m, n in h.layout for i in range(n)]
-    where = [(m, i) for m, n in h.layout for i in range(n)]
-    n = float(h.n_tokens)
-    f_all = h.firing_count.to(torch.float64)
-    t_in = h.token_count.to(torch.float64)[None]
-    t_out = h.output_mass[None]
-    step = chunk_size or _chunk_size(h)
-    with torch.no_grad():
-        for c0 in range(start, h.n_components, step):
-            c1 = min(h.n_components, c0 + step)
-            f = f_all[c0:c1, None]
-            input_stats, in_cols = _stats(h.input_co[c0:c1], f, t_in, n, top_k)
-            output_stats, out_cols = _stats(h.output_co[c0:c1], f, t_out, n, top_k)
-            co = h.cooc_rows(c0, c1)
-            co[torch.arange(c1 - c0), torch.arange(c0, c1)] = 0  # a component is not its own pair
-            corr, _ = _stats(co, f, f_all[None], n, top_k, bottom=True)
-            names = decoder.learn(torch.cat([in_cols.flatten(), out_cols.flatten()]))
-            examples = _examples(h, c0, c1, decoder)
-            counts = h.firing_count[c0:c1].tolist()
-            ci_sums = h.ci_sum[c0:c1].tolist()
-            for j in range(c1 - c0):
-                c = c0 + j
-                module, idx = where[c]
-                yield ComponentData(
-                    component_key=keys[c],
-                    layer=module,
-                    component_idx=idx,
-                    mean_ci=finite(ci_sums[j] / n) if n else 0.0,
-                    activation_examples=examples[j],
-                    input_token_stats=TokenStats(*(_named(s[j], names) for s in input_stats)),
-                    output_token_stats=TokenStats(*(_named(s[j], names) for s in output_stats)),
-                    correlations=ComponentCorrelations(*(_named(s[j], keys) for s in corr)),
-                    firing_count=counts[j],
-                    firing_density=finite(counts[j] / n) if n else 0.0,
-                )
+    ctx = _Context(harvester, decode, top_k)
+    step = chunk_size or _chunk_size(harvester)
+    for c0 in range(start, harvester.n_components, step):
+        yield from _chunk(ctx, c0, min(harvester.n_components, c0 + step))

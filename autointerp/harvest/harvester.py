@@ -21,10 +21,11 @@ from autointerp.harvest.kernels import csr_rows, mask_product, sparse_row_sums
 log = logging.getLogger(__name__)
 
 INT32_LIMIT = 2**31 - 1
-BLOCK_ENTRIES = 2**25
+BLOCK_ENTRIES = 2**26
 """Entries of the [positions, components] masks of one block: the tables are read and written once
 per block, so blocks are as large as memory allows."""
-CHUNK_ENTRIES = 2**23
+CHUNK_ENTRIES = 2**25
+DENSE_ROW_FRACTION = 1 / 16
 """Entries of one [components, vocab or components] partial result inside a block."""
 
 STATE_VERSION = 1
@@ -32,7 +33,7 @@ STATE_VERSION = 1
 
 def block_positions(n_components: int) -> int:
     """Positions per block: bounds the mask, the index lists and the int8 matmul's inner size."""
-    return max(64, BLOCK_ENTRIES // max(1, n_components))
+    return min(2**24 - 1, max(64, BLOCK_ENTRIES // max(1, n_components)))
 
 
 class Harvester:
@@ -64,6 +65,9 @@ class Harvester:
         c, v, dev = self.n_components, self.vocab_size, self.device
         self.block_positions = block_positions(c)
         self.chunk_entries = CHUNK_ENTRIES
+        self.dense_rows = DENSE_ROW_FRACTION
+        """Components firing at more than this fraction of a block's positions sum their output
+        probabilities with a dense float64 GEMM (faster than sparse at that density)."""
         """Bound on one [components, vocab or components] result inside a block."""
         self.firing_count = torch.zeros(c, dtype=torch.int64, device=dev)
         self.ci_sum = torch.zeros(c, dtype=torch.float64, device=dev)
@@ -84,7 +88,8 @@ class Harvester:
     def update(self, tokens: torch.Tensor, ci: torch.Tensor, output_probs: torch.Tensor) -> None:
         """Accumulate one batch: `tokens` [B,S] ints, `ci` [B,S,C], `output_probs` [B,S,V]."""
         tokens, ci, output_probs = self._check(tokens, ci, output_probs)
-        with torch.autocast(self.device.type, enabled=False), torch.no_grad():
+        # Inference mode works whether the tables were made inside or outside of it.
+        with torch.autocast(self.device.type, enabled=False), torch.inference_mode():
             self._update(tokens, ci, output_probs)
 
     def _check(
@@ -123,9 +128,10 @@ class Harvester:
         self.token_count += torch.bincount(tok, minlength=v)
         self.output_mass += probs2.sum(0, dtype=torch.float64)
         self.ci_sum += ci2.sum(0, dtype=torch.float64)
-        for p0 in range(0, n_pos, self.block_positions):
-            p1 = min(n_pos, p0 + self.block_positions)
-            self._update_block(p0, p1, tok, ci2, probs2, s)
+        n_blocks = -(-n_pos // self.block_positions)
+        block = -(-n_pos // n_blocks)  # balanced: no small last block re-reading the tables
+        for p0 in range(0, n_pos, block):
+            self._update_block(p0, min(n_pos, p0 + block), tok, ci2, probs2, s)
         self.n_tokens += n_pos
         self.n_batches += 1
 
@@ -163,7 +169,7 @@ class Harvester:
             rows = alive[a0:a1]
             sub_crow = crow[a0 : a1 + 1] - bounds[a0]
             sub_cols = pos[bounds[a0] : bounds[a1]] - p0
-            mass = sparse_row_sums(sub_crow, sub_cols, p1 - p0, block_probs)
+            mass = sparse_row_sums(sub_crow, sub_cols, p1 - p0, block_probs, self.dense_rows)
             # index_put_ with accumulate: rows are distinct, and it is much faster than index_add_.
             self.output_co.index_put_((rows,), mass, accumulate=True)
             # Co-occurrence is symmetric: count only pairs (c, d) with c <= d.
@@ -171,6 +177,8 @@ class Harvester:
             both[:, : a1 - a0] = both[:, : a1 - a0].triu()
             self.cooc.index_put_((rows[:, None], alive[None, a0:]), both, accumulate=True)
 
+        if not self.examples_per_component:
+            return
         # Drawn keys lie in [0, EMPTY_KEY): never equal to the empty-slot key.
         keys = torch.randint(
             0, EMPTY_KEY, (comp.numel(),), generator=self.generator, device=self.device
@@ -179,7 +187,10 @@ class Harvester:
 
     def cooc_rows(self, c0: int, c1: int) -> torch.Tensor:
         """Full co-occurrence rows [c1-c0, C]; the table itself holds only pairs c <= d."""
-        rows = self.cooc[c0:c1] + self.cooc[:, c0:c1].t()
+        rows = self.cooc[c0:c1].clone()
+        # U[d, c] for d < c: a row-major copy of the column slab, then a blocked transpose.
+        lower = self.cooc[:c1, c0:c1].contiguous().t().contiguous()
+        rows[:, :c1] += lower
         idx = torch.arange(c1 - c0, device=self.device)
         rows[idx, idx + c0] = self.cooc[idx + c0, idx + c0]
         return rows
@@ -192,6 +203,10 @@ class Harvester:
 
     def merge(self, other: Harvester) -> None:
         """Add the statistics of `other`, which saw data disjoint from this one's."""
+        with torch.inference_mode():
+            self._merge(other)
+
+    def _merge(self, other: Harvester) -> None:
         mine = (self.layout, self.vocab_size, self.ci_threshold, self.examples_per_component)
         theirs = (other.layout, other.vocab_size, other.ci_threshold, other.examples_per_component)
         if mine != theirs or self.context_tokens_per_side != other.context_tokens_per_side:

@@ -10,10 +10,10 @@ Accumulators (C components, V vocabulary, k examples, W tokens per side, N token
     examples             C·k·(16 + (2W+1)·8)   (key, position, window token ids and CI)
 
 Per batch (P = batch·context positions) the inputs are P·(8 + 4C + 4V) bytes; the update works on
-blocks of R = max(64, 2^25 // C) positions and needs at most R·(73·C + 8·V) bytes beyond them
-(3 bytes of masks per entry, ~70 bytes of index lists per firing, counted at 100% density, and the
-float64 probabilities) plus three 2^23-entry partial results. Finalize works on chunks of 2^24
-scores (about 1 GiB in all); the larger of the two working sets counts.
+blocks of R = max(64, 2^26 // C) positions and needs about R·(21·C + 8·V) bytes beyond them
+(3 bytes of masks per entry, ~70 bytes of index lists per firing counted at 25% firing density,
+far above SPD's 1–3%, and the float64 probabilities) plus three 2^25-entry partial results.
+Finalize works on chunks of 2^24 scores (about 1 GiB in all); the larger working set counts.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def working_bytes(
     v = vocab_size
     p = batch_size * context_length
     r = min(p, block_positions(c))
-    update = r * (c * 73 + v * 8) + 3 * CHUNK_ENTRIES * 8
+    update = r * (c * 21 + v * 8) + 3 * CHUNK_ENTRIES * 8
     return {"batch_inputs": p * (8 + 4 * c + 4 * v), "working_set": max(update, FINALIZE_BYTES)}
 
 

@@ -41,12 +41,15 @@ def topk_rows(
     if kk == 0 or n_rows == 0:
         empty = torch.zeros((n_rows, 0), dtype=torch.int64, device=key.device)
         return empty, key.new_zeros((n_rows, 0)), empty.new_zeros(n_rows)
-    vals, cols = key.topk(kk, dim=1)
-    kth = vals[:, -1:]
-    straddle = ((key >= kth).sum(1) > kk) & (kth[:, 0] > floor)
-    rows = torch.nonzero(straddle).squeeze(1)
-    if rows.numel():
-        cols[rows] = _repick(key[rows], kth[rows], kk)
+    # One extra value tells where a tie straddles the cut: the (k+1)-th largest equals the k-th.
+    vals, cols = key.topk(min(kk + 1, n_cols), dim=1)
+    kth = vals[:, kk - 1 : kk]
+    if kk < n_cols:
+        straddle = (vals[:, kk] == kth[:, 0]) & (kth[:, 0] > floor)
+        rows = torch.nonzero(straddle).squeeze(1)
+        cols = cols[:, :kk]
+        if rows.numel():
+            cols[rows] = _repick(key[rows], kth[rows], kk)
     cols = cols.sort(dim=1).values
     vals, order = key.gather(1, cols).sort(dim=1, descending=True, stable=True)
     return cols.gather(1, order), vals, (vals > floor).sum(1)

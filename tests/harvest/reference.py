@@ -1,8 +1,8 @@
 """A slow, obvious reference harvest: dense one-hot float64 tables, per-component Python loops,
 and a Python bottom-k over a flat list of every firing.
 
-It draws example keys in the engine's documented order (per batch, per block of positions, the
-block's firings sorted by component then position, one `randint` call per block on a generator
+It draws example keys in the engine's documented order (per batch, per balanced block of positions,
+the block's firings sorted by component then position, one `randint` call per block on a generator
 seeded like the engine's), so that the same keys pick the same examples.
 """
 
@@ -70,8 +70,10 @@ class ReferenceExamples:
         b, s = tokens.shape
         flat_tokens = tokens.reshape(-1).tolist()
         flat_ci = ci.reshape(b * s, self.c)
-        for p0 in range(0, b * s, self.block):
-            p1 = min(b * s, p0 + self.block)
+        n_blocks = -(-(b * s) // self.block)
+        block = -(-(b * s) // n_blocks)  # the engine's balanced blocks
+        for p0 in range(0, b * s, block):
+            p1 = min(b * s, p0 + block)
             pairs = []
             for comp in range(self.c):
                 for pos in range(p0, p1):

@@ -121,3 +121,20 @@ def test_decode_called_once_per_token():
     h = harvest(stream, Harvester([("a", 4)], 5, 0.0, 3, 2, "cpu", 0))
     list(finalize(h, counting, top_k=5, chunk_size=1))
     assert len(calls) == len(set(calls)) > 0
+
+
+def test_inference_mode_inside_or_outside_and_no_grad_leak():
+    stream = make_stream(4, 3, 4, 2, 1, 5, 0.0)
+    with torch.inference_mode():
+        made_inside = Harvester([("m", 3)], 4, 0.0, 2, 1, "cpu", 0)
+    made_outside = Harvester([("m", 3)], 4, 0.0, 2, 1, "cpu", 0)
+    with torch.inference_mode():
+        harvest(stream[:1], made_outside)
+    harvest(stream[:1], made_inside)
+    harvest(stream[1:], made_outside)
+    with torch.inference_mode():
+        harvest(stream[1:], made_inside)
+    records = finalize(made_inside, decode)
+    next(records)
+    assert torch.is_grad_enabled(), "finalize must not leave grad mode off between records"
+    assert list(records) == list(finalize(made_outside, decode))[1:]

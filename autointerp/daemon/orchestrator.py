@@ -32,10 +32,9 @@ PUBLISH_EVERY = 0.25
 class Outcome:
     """How the pipeline ended."""
 
-    def __init__(self, error: BaseException | None, stopped: bool, complete: bool) -> None:
+    def __init__(self, error: BaseException | None, stopped: bool) -> None:
         self.error = error
         self.stopped = stopped
-        self.complete = complete
 
 
 class Orchestrator:
@@ -114,7 +113,7 @@ class Orchestrator:
             self.state.update(labelling_complete=True, labelling_completed_at=time.time())
         phase = "stopped" if stopped or error else self.state.get().phase
         self.progress.update(phase=phase)
-        return Outcome(error, stopped, complete)
+        return Outcome(error, stopped)
 
     async def _put_end_marker(self) -> None:
         await self.queue.put(None)
@@ -164,10 +163,8 @@ class Orchestrator:
             labelling=LabellingView(
                 done=snap.done,
                 failed=snap.failed,
-                skipped=snap.skipped,
                 in_flight=snap.in_flight,
                 concurrency_limit=snap.concurrency_limit,
-                requests=stats.requests,
                 retries=stats.retries,
                 requests_per_minute=stats.requests_per_minute,
                 tokens_per_minute=stats.tokens_per_minute,

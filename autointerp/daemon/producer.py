@@ -206,6 +206,7 @@ class HarvestProducer:
         )
 
     def _checkpoint(self, harvester: Harvester, batches_done: int) -> None:
+        self.state.guard.check()
         t0 = time.monotonic()
         extra = {"batches_done": batches_done, **_rng_state(self.source.device)}
         save_checkpoint(self.run.checkpoint_dir, harvester, extra)
@@ -263,6 +264,7 @@ class HarvestProducer:
         return n
 
     def _finalize(self, harvester: Harvester, emit: Emit) -> None:
+        self.state.guard.check()
         self.progress.update(phase="finalize")
         with JsonlAppender(self.run.components_path) as out:
             start = self._requeue_written(emit)

@@ -28,10 +28,8 @@ class LabellingView:
     done: int = 0
     """Components with a label (earlier starts included)."""
     failed: int = 0
-    skipped: int = 0
     in_flight: int = 0
     concurrency_limit: int = 0
-    requests: int = 0
     retries: int = 0
     requests_per_minute: float = 0.0
     tokens_per_minute: float = 0.0

@@ -12,6 +12,7 @@ import time
 
 import msgspec
 
+from autointerp.daemon.guard import RunDirGuard
 from autointerp.schemas import Phase
 from autointerp.store import RunDir, read_json, write_json_atomic
 
@@ -63,10 +64,14 @@ def save_state(run: RunDir, state: RunState) -> None:
 
 
 class StateFile:
-    """The one writer of `state.json`: the harvest thread and the event loop both update it."""
+    """The one writer of `state.json`: the harvest thread and the event loop both update it.
+
+    Every write first checks that the run directory is still the one this daemon locked.
+    """
 
     def __init__(self, run: RunDir) -> None:
         self.run = run
+        self.guard = RunDirGuard(run)
         self._lock = threading.Lock()
         self._state = load_state(run)
 
@@ -77,6 +82,7 @@ class StateFile:
     def update(self, **changes: object) -> RunState:
         with self._lock:
             self._state = msgspec.structs.replace(self._state, **changes)
+            self.guard.check()
             save_state(self.run, self._state)
             return self._state
 
@@ -91,5 +97,6 @@ class StateFile:
                 components_written=components_written,
             )
             self._state = msgspec.structs.replace(s, starts=[*s.starts, record])
+            self.guard.check()
             save_state(self.run, self._state)
             return record

@@ -29,11 +29,14 @@ def test_rejected_key_exits_1_with_a_message_and_keeps_the_harvest(tmp_path: Pat
 def test_budget_stops_labelling_but_finalize_completes_and_a_restart_finishes(
     tmp_path: Path,
 ) -> None:
-    claude = ("--labeller", "claude", "--max-concurrent", "1")
+    claude = ("--labeller", "claude")
     env = child_env(ANTHROPIC_API_KEY=KEY, TINY_WIDE="1")
     with FakeMessagesServer() as server:
         done = run_child(
-            tmp_path, *claude, "--base-url", server.base_url, "--budget-usd", "0.002", env=env
+            tmp_path,
+            *claude,
+            *("--base-url", server.base_url, "--budget-usd", "0.002", "--max-concurrent", "1"),
+            env=env,
         )
         assert done.returncode == 0, done.stderr
         run = tiny_run(tmp_path)

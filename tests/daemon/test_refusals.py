@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from autointerp.store import RunLock
-from tests.daemon.runner import components, run_child, run_inprocess, state, tiny_run
+from tests.daemon.runner import (
+    child_env,
+    components,
+    run_child,
+    run_inprocess,
+    spawn,
+    state,
+    tiny_run,
+)
 
 
 def test_second_daemon_on_the_same_run_is_refused_naming_the_holder(tmp_path: Path) -> None:
@@ -52,3 +61,20 @@ def test_a_pass_that_cannot_fit_in_memory_is_refused_before_it_starts(tmp_path: 
     assert done.returncode == 2, done.stderr
     assert "the harvest needs" in done.stderr and "Traceback" not in done.stderr
     assert not tiny_run(tmp_path).config_path.exists()  # nothing written: a rerun is not "changed"
+
+
+def test_a_run_directory_moved_away_under_the_daemon_stops_it(tmp_path: Path) -> None:
+    env = child_env(TINY_STEP_DELAY="0.05")
+    args = ("--labeller", "offline", "--n-batches", "400", "--checkpoint-every", "0.2")
+    proc = spawn(tmp_path, *args, env=env, log=tmp_path / "out.log")
+    run = tiny_run(tmp_path)
+    deadline = time.monotonic() + 60
+    while not (run.state_path.exists() and state(run).batches_done > 0):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    moved = tmp_path / "moved"
+    run.root.rename(moved)
+    assert proc.wait(timeout=30) == 1
+    assert "removed or replaced" in (tmp_path / "out.log").read_text()
+    assert not run.root.exists()  # nothing was recreated at the old path
+    assert (moved / "harvest" / "state.json").exists()

@@ -68,6 +68,9 @@ def test_sigterm_while_labelling_finishes_in_flight_work_and_exits_0(tmp_path: P
     labelled = Counter(r.component_key for r in results(tiny_run(tmp_path)))
     assert set(labelled) == _alive(tmp_path) and set(labelled.values()) == {1}
     assert set(asked.values()) == {1}  # no component was sent to the API twice
+    assert {(r.labeller, r.label) for r in results(tiny_run(tmp_path))} == {
+        ("claude", f"fake label for {key}") for key in labelled
+    }
     for path in tmp_path.rglob("*"):
         if path.is_file():
             assert KEY.encode() not in path.read_bytes(), path

@@ -16,8 +16,6 @@ import torch
 
 log = logging.getLogger(__name__)
 
-warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-
 
 def _canonical(x: torch.Tensor) -> torch.Tensor:
     """A row-major copy with textbook strides.
@@ -129,5 +127,9 @@ def _csr_mm(
     if cols.numel() == 0:
         return dense.new_zeros(n_rows, dense.shape[1])
     values = torch.ones(cols.numel(), dtype=dense.dtype, device=dense.device)
-    s = torch.sparse_csr_tensor(crow, cols, values, size=(n_rows, n_cols), check_invariants=False)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        s = torch.sparse_csr_tensor(
+            crow, cols, values, size=(n_rows, n_cols), check_invariants=False
+        )
     return torch.sparse.mm(s, dense)

@@ -28,8 +28,6 @@ from autointerp.schemas import (
 FINALIZE_CHUNK_ENTRIES = 2**24
 """Entries of one [components, vocab or components] score table per chunk."""
 
-Ranked = list[list[tuple[int, float]]]
-
 
 class _Decoder:
     """`decode` with a cache: each distinct token id is decoded once."""
@@ -47,16 +45,22 @@ class _Decoder:
         return self.names
 
 
-def _rows(cols: torch.Tensor, shown: torch.Tensor, n_present: torch.Tensor) -> Ranked:
+Picked = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+"""(columns [R, k], scores [R, k], n_present [R]) of one ranked list for a chunk of rows."""
+
+
+def _rows(picked: Picked, names: dict[int, str] | list[str]) -> list[list[tuple[str, float]]]:
+    """The named `(name, score)` lists of a chunk, built in one pass per row."""
+    cols, scores, n_present = picked
     return [
-        list(zip(c_row[:m], v_row[:m], strict=True))
-        for c_row, v_row, m in zip(cols.tolist(), shown.tolist(), n_present.tolist(), strict=True)
+        list(zip(map(names.__getitem__, c_row[:m]), v_row[:m]))  # noqa: B905 - equal lengths
+        for c_row, v_row, m in zip(cols.tolist(), scores.tolist(), n_present.tolist(), strict=True)
     ]
 
 
 def _stats(
     co: torch.Tensor, f: torch.Tensor, t: torch.Tensor, n: float, k: int, bottom: bool = False
-) -> tuple[list[Ranked], torch.Tensor]:
+) -> tuple[list[Picked], torch.Tensor]:
     """(precision, recall, pmi[, bottom pmi]) of a chunk: `co` [R, M] (0 = never together),
     `f` [R, 1], `t` [1, M]; and the columns that were picked (to decode their names).
 
@@ -68,12 +72,12 @@ def _stats(
     co_p = co.gather(1, cols).to(torch.float64)
     pmi = torch.log((co_p * n) / (f * t[0, cols]))
     cols_r, co_r, n_r = topk_rows(co, k)
-    lists = [_rows(cols, precision, n_p), _rows(cols_r, co_r / f, n_r), _rows(cols, pmi, n_p)]
+    lists = [(cols, precision, n_p), (cols_r, co_r / f, n_r), (cols, pmi, n_p)]
     if bottom:
         low_key = torch.where(co > 0, precision_key, float("inf")).neg_()
         cols_b, _, n_b = topk_rows(low_key, k, floor=float("-inf"))
         co_b = co.gather(1, cols_b).to(torch.float64)
-        lists.append(_rows(cols_b, torch.log((co_b * n) / (f * t[0, cols_b])), n_b))
+        lists.append((cols_b, torch.log((co_b * n) / (f * t[0, cols_b])), n_b))
     return lists, torch.cat([cols, cols_r], dim=1)
 
 
@@ -108,10 +112,6 @@ def _examples(h: Harvester, c0: int, c1: int, decoder: _Decoder) -> list[list[Ac
     return out
 
 
-def _named(ranked: list[tuple[int, float]], names: dict[int, str] | list[str]) -> list:
-    return [(names[i], score) for i, score in ranked]
-
-
 def _chunk_size(h: Harvester) -> int:
     return max(1, FINALIZE_CHUNK_ENTRIES // max(h.vocab_size, h.n_components))
 
@@ -141,6 +141,9 @@ def _chunk(ctx: _Context, c0: int, c1: int) -> list[ComponentData]:
     co[torch.arange(c1 - c0), torch.arange(c0, c1)] = 0  # a component is not its own pair
     corr, _ = _stats(co, f, ctx.f_all[None], n, k, bottom=True)
     names = ctx.decoder.learn(torch.cat([in_cols.flatten(), out_cols.flatten()]))
+    inputs = [_rows(p, names) for p in input_stats]
+    outputs = [_rows(p, names) for p in output_stats]
+    pairs = [_rows(p, keys) for p in corr]
     examples = _examples(h, c0, c1, ctx.decoder)
     counts = h.firing_count[c0:c1].tolist()
     ci_sums = h.ci_sum[c0:c1].tolist()
@@ -154,9 +157,9 @@ def _chunk(ctx: _Context, c0: int, c1: int) -> list[ComponentData]:
                 component_idx=idx,
                 mean_ci=finite(ci_sums[j] / n) if n else 0.0,
                 activation_examples=examples[j],
-                input_token_stats=TokenStats(*(_named(s[j], names) for s in input_stats)),
-                output_token_stats=TokenStats(*(_named(s[j], names) for s in output_stats)),
-                correlations=ComponentCorrelations(*(_named(s[j], keys) for s in corr)),
+                input_token_stats=TokenStats(*(rows[j] for rows in inputs)),
+                output_token_stats=TokenStats(*(rows[j] for rows in outputs)),
+                correlations=ComponentCorrelations(*(rows[j] for rows in pairs)),
                 firing_count=counts[j],
                 firing_density=finite(counts[j] / n) if n else 0.0,
             )

@@ -37,9 +37,9 @@ def api_key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def claude(srv: FakeMessagesServer, **kwargs: Any) -> ClaudeLabeller:
     kwargs.setdefault("retry", FEW_RETRIES)
+    kwargs.setdefault("timeout", 0.25)
     return ClaudeLabeller(
         base_url=srv.base_url,
-        timeout=0.25,
         seed=1,
         overload_cooldown_s=0.0,
         _strict_response_validation=True,
@@ -208,7 +208,9 @@ async def test_stop_lets_in_flight_work_finish_and_be_recorded(tmp_path: Path) -
     comps = components(40)
     run = make_run(tmp_path, comps)
     with FakeMessagesServer(latency=0.05) as srv:
-        pool = LabellingPool(claude(srv), ARCH, run, max_concurrent=4)
+        # A generous timeout: on a starved CPU a 0.25 s timeout retries a request, and the
+        # server would see that key twice; timeouts are not what this test is about.
+        pool = LabellingPool(claude(srv, timeout=5.0), ARCH, run, max_concurrent=4)
         queue: asyncio.Queue[ComponentData | None] = asyncio.Queue()
         for c in comps:
             queue.put_nowait(c)

@@ -134,6 +134,7 @@ async def _run_locked(
     if backup is not None:
         log.warning("--force-new-harvest: the previous run's files were moved to %s", backup)
     log.info("run %s in %s (source %s)", source.run_id, run.root, source.description)
+    log.info("labeller: %s", labeller_text)
     state = StateFile(run)
     progress = SharedProgress(
         started_at=started_at,

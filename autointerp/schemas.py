@@ -100,11 +100,6 @@ def component_key(module_path: str, index: int) -> str:
     return f"{module_path}:{index}"
 
 
-def split_component_key(key: str) -> tuple[str, int]:
-    module_path, _, index = key.rpartition(":")
-    return module_path, int(index)
-
-
 class HarvestSummary(msgspec.Struct):
     """What the harvest saw, written to `harvest/summary.json` (dashboard and sanity checks)."""
 

@@ -154,11 +154,6 @@ class LabellingPool:
 
     # ---- queries
     @property
-    def labelled_keys(self) -> set[str]:
-        """Keys with a result (read-only view: do not modify)."""
-        return self._labelled
-
-    @property
     def failed_keys(self) -> set[str]:
         return set(self._failed)
 

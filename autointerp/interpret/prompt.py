@@ -8,11 +8,12 @@ and model text passes through `untrusted` before it reaches a template.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
 import jinja2
+import msgspec
 
 from autointerp.interpret import untrusted
 from autointerp.interpret.module_names import describe_module
@@ -117,6 +118,13 @@ def _component_view(component: ComponentData, arch: ArchitectureInfo) -> dict[st
 
 
 def render_system(arch: ArchitectureInfo) -> str:
+    """The run's system text; rendered once per architecture, not once per request."""
+    return _render_system(msgspec.json.encode(arch))
+
+
+@lru_cache(maxsize=4)
+def _render_system(arch_json: bytes) -> str:
+    arch = msgspec.json.decode(arch_json, type=ArchitectureInfo)
     view = {
         "model_class": untrusted.clean(arch.model_class),
         "n_layers": arch.n_layers,

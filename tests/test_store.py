@@ -115,3 +115,10 @@ def test_lock_refuses_second_holder_with_pid(tmp_path: Path) -> None:
     # The kernel dropped the dead holder's lock: a restart after kill -9 is never blocked.
     with RunLock(run):
         pass
+
+
+def test_lock_on_an_unusable_directory_is_a_user_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(UserError, match=r"cannot use .* as the run directory"):
+        RunLock(RunDir(blocker / "run")).acquire()

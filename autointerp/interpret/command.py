@@ -51,8 +51,9 @@ def resolve_run(run: str, data_dir: str | None) -> RunDir:
     under = data_dir_from(data_dir) / run
     if (under / "harvest").is_dir():
         return RunDir(under)
+    looked = str(as_path) if under == as_path else f"{as_path} or {under}"
     raise UserError(
-        f"no run found at {as_path} or {under} (a run directory has a harvest/ folder); "
+        f"no run found at {looked} (a run directory has a harvest/ folder); "
         "give a run directory or a run id under --data-dir"
     )
 

@@ -24,27 +24,27 @@ def finite(x: float, default: float = 0.0) -> float:
     return x if math.isfinite(x) else default
 
 
-class ActivationExample(msgspec.Struct):
+class ActivationExample(msgspec.Struct, gc=False):
     tokens: list[str]
     ci_values: list[float]
     active_pos: int
     active_ci: float
 
 
-class TokenStats(msgspec.Struct):
+class TokenStats(msgspec.Struct, gc=False):
     top_precision: list[tuple[str, float]]
     top_recall: list[tuple[str, float]]
     top_pmi: list[tuple[str, float]]
 
 
-class ComponentCorrelations(msgspec.Struct):
+class ComponentCorrelations(msgspec.Struct, gc=False):
     precision: list[tuple[str, float]]
     recall: list[tuple[str, float]]
     pmi: list[tuple[str, float]]
     bottom_pmi: list[tuple[str, float]]
 
 
-class ComponentData(msgspec.Struct):
+class ComponentData(msgspec.Struct, gc=False):
     component_key: str
     layer: str
     component_idx: int

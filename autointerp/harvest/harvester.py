@@ -11,6 +11,7 @@ working memory; each block reads and writes every table once.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from typing import Any
 
@@ -18,19 +19,32 @@ import torch
 
 from autointerp.errors import UserError
 from autointerp.harvest.examples import EMPTY_KEY, ExampleSample
-from autointerp.harvest.kernels import csr_rows, mask_product, sparse_row_sums
+from autointerp.harvest.kernels import (
+    column_tiles,
+    csr_rows,
+    mask_product,
+    sparse_row_sums,
+    sum_rows_float64,
+)
 
 log = logging.getLogger(__name__)
 
 INT32_LIMIT = 2**31 - 1
+OUTPUT_TILE = 64
+"""Vocabulary columns per tile of the output-mass table, which is stored tile by tile as
+[tiles, C, 64]: a tile of one block's float64 probabilities stays in a CPU core's cache while the
+sparse product gathers its rows, and adding a tile's sums to a contiguous [C, 64] table is 10x
+faster than to a column slice of a [C, V] one."""
 BLOCK_ENTRIES = 2**26
 """Entries of the [positions, components] masks of one block: the tables are read and written once
 per block, so blocks are as large as memory allows."""
-CHUNK_ENTRIES = 2**25
-DENSE_ROW_FRACTION = 1 / 16
-"""Entries of one [components, vocab or components] partial result inside a block."""
+CHUNK_ENTRIES = 2**22
+"""Entries of one partial result inside a block ([components, components] co-firing counts, a
+float64 conversion of CI). Kept small because every fresh allocation page-faults on a CPU, and
+glibc hands allocations above 32 MiB straight back to the OS: temporaries below that are reused."""
 
-STATE_VERSION = 1
+STATE_VERSION = 2
+"""2: the output-mass table is stored by vocabulary tile. Version 1 states still load."""
 
 
 def block_positions(n_components: int) -> int:
@@ -50,6 +64,8 @@ class Harvester:
         context_tokens_per_side: int,
         device: torch.device | str,
         seed: int,
+        *,
+        output_tile: int = OUTPUT_TILE,
     ) -> None:
         if not layout or any(n <= 0 for _, n in layout):
             raise UserError(f"layout needs at least one module, each with >= 1 component: {layout}")
@@ -67,16 +83,18 @@ class Harvester:
         c, v, dev = self.n_components, self.vocab_size, self.device
         self.block_positions = block_positions(c)
         self.chunk_entries = CHUNK_ENTRIES
-        self.dense_rows = DENSE_ROW_FRACTION
-        """Components firing at more than this fraction of a block's positions sum their output
-        probabilities with a dense float64 GEMM (faster than sparse at that density)."""
-        """Bound on one [components, vocab or components] result inside a block."""
+        self.output_tile = max(1, min(int(output_tile), v))
         self.firing_count = torch.zeros(c, dtype=torch.int64, device=dev)
         self.ci_sum = torch.zeros(c, dtype=torch.float64, device=dev)
         self.token_count = torch.zeros(v, dtype=torch.int64, device=dev)
         self.output_mass = torch.zeros(v, dtype=torch.float64, device=dev)
         self.input_co = torch.zeros((c, v), dtype=torch.int32, device=dev)
-        self.output_co = torch.zeros((c, v), dtype=torch.float64, device=dev)
+        n_tiles = -(-v // self.output_tile)
+        self.output_tiles = torch.zeros(
+            (n_tiles, c, self.output_tile), dtype=torch.float64, device=dev
+        )
+        """Output-probability mass per (component, token), token t at [t // tile, :, t % tile];
+        read rows with `output_rows`."""
         self.cooc = torch.zeros((c, c), dtype=torch.int32, device=dev)
         """Upper triangle (c <= d) of the co-firing counts; read rows with `cooc_rows`."""
         self.examples = ExampleSample(c, self.examples_per_component, context_tokens_per_side, dev)
@@ -128,8 +146,7 @@ class Harvester:
         ci2 = ci.reshape(n_pos, c)
         probs2 = probs.reshape(n_pos, v)
         self.token_count += torch.bincount(tok, minlength=v)
-        self.output_mass += probs2.sum(0, dtype=torch.float64)
-        self.ci_sum += ci2.sum(0, dtype=torch.float64)
+        self.ci_sum += sum_rows_float64(ci2, self.chunk_entries)
         n_blocks = -(-n_pos // self.block_positions)
         block = -(-n_pos // n_blocks)  # balanced: no small last block re-reading the tables
         for p0 in range(0, n_pos, block):
@@ -147,38 +164,35 @@ class Harvester:
         seq_len: int,
     ) -> None:
         c, v = self.n_components, self.vocab_size
+        tiles = column_tiles(probs2[p0:p1], self.output_tile, torch.float64)
+        self.output_mass += torch.cat([t.sum(0) for t in tiles])
         mask = ci2[p0:p1] > self.ci_threshold
         # (component, position) pairs sorted by component, then position.
         comp, pos = torch.nonzero(mask.t()).unbind(1)
         if comp.numel() == 0:
             return
-        pos = pos + p0
         self.firing_count += torch.bincount(comp, minlength=c)
-        flat = comp * v + tok[pos]
+        flat = comp * v + tok[pos + p0]
         self.input_co.view(-1).index_add_(0, flat, torch.ones_like(flat, dtype=self.input_co.dtype))
 
         alive = torch.unique_consecutive(comp)
-        local = torch.searchsorted(alive, comp)
-        crow = csr_rows(local, alive.numel())
-        block_probs = probs2[p0:p1].to(torch.float64)
+        n_alive = alive.numel()
+        crow = csr_rows(torch.searchsorted(alive, comp), n_alive)
+        for table, mass in zip(self.output_tiles, sparse_row_sums(crow, pos, p1 - p0, tiles)):  # noqa: B905 - the last tile of the table may be wider
+            table[:, : mass.shape[1]].index_add_(0, alive, mass)
+
         m8 = mask[:, alive].to(torch.int8)
         m8_t = m8.t().contiguous()
-        n_alive = alive.numel()
-        chunk = max(1, self.chunk_entries // max(v, n_alive))
-        bounds = crow.tolist()
-        for a0 in range(0, n_alive, chunk):
-            a1 = min(n_alive, a0 + chunk)
-            rows = alive[a0:a1]
-            sub_crow = crow[a0 : a1 + 1] - bounds[a0]
-            sub_cols = pos[bounds[a0] : bounds[a1]] - p0
-            mass = sparse_row_sums(sub_crow, sub_cols, p1 - p0, block_probs, self.dense_rows)
-            # index_put_ with accumulate: rows are distinct, and it is much faster than index_add_.
-            self.output_co.index_put_((rows,), mass, accumulate=True)
-            # Co-occurrence is symmetric: count only pairs (c, d) with c <= d.
-            both = mask_product(m8_t[a0:a1], m8[:, a0:]).to(self.cooc.dtype)
-            both[:, : a1 - a0] = both[:, : a1 - a0].triu()
-            self.cooc.index_put_((rows[:, None], alive[None, a0:]), both, accumulate=True)
+        # Chunks are ranges of component ids, so that each chunk's co-firing rows land in one
+        # contiguous slab of the table.
+        step = max(1, self.chunk_entries // n_alive)
+        cuts = torch.searchsorted(alive, torch.arange(0, c + step, step, device=alive.device))
+        for a0, a1 in itertools.pairwise(cuts.clamp(max=n_alive).tolist()):
+            if a0 < a1:
+                both = mask_product(m8_t[a0:a1], m8[:, a0:])
+                self._add_cofirings(alive[a0:a1], alive[a0:], both)
 
+        pos = pos + p0
         if not self.examples_per_component:
             return
         # Drawn keys lie in [0, EMPTY_KEY): never equal to the empty-slot key.
@@ -186,6 +200,28 @@ class Harvester:
             0, EMPTY_KEY, (comp.numel(),), generator=self.generator, device=self.device
         )
         self.examples.offer(comp, pos, keys, pos + self.n_tokens, tok, ci2, seq_len)
+
+    def _add_cofirings(self, rows: torch.Tensor, cols: torch.Tensor, both: torch.Tensor) -> None:
+        """Add co-firing counts `both` [rows, cols] (sorted component ids, `cols` starting at
+        `rows[0]`) to the upper triangle of the table: pairs (c, d) with c <= d only.
+
+        A 2-D scatter of the counts is slow on CPUs (serial); instead the rows are spread over a
+        zeroed slab of consecutive component ids and the slab's columns added with `index_add_`.
+        """
+        n = rows.numel()
+        both[:, :n] = both[:, :n].triu()
+        r0, r1 = int(rows[0]), int(rows[-1]) + 1
+        if r1 - r0 == n:
+            slab = both
+        else:
+            slab = both.new_zeros(r1 - r0, cols.numel())
+            slab.index_copy_(0, rows - r0, both)
+        self.cooc[r0:r1].index_add_(1, cols, slab.to(self.cooc.dtype))
+
+    def output_rows(self, c0: int, c1: int) -> torch.Tensor:
+        """Output-probability mass rows [c1-c0, V] (a copy, assembled from the tiles)."""
+        rows = self.output_tiles[:, c0:c1].permute(1, 0, 2).reshape(c1 - c0, -1)
+        return rows[:, : self.vocab_size]
 
     def cooc_rows(self, c0: int, c1: int) -> torch.Tensor:
         """Full co-occurrence rows [c1-c0, C]; the table itself holds only pairs c <= d."""
@@ -225,7 +261,7 @@ class Harvester:
         self.token_count += other.token_count.to(self.device)
         self.output_mass += other.output_mass.to(self.device)
         self.input_co += other.input_co.to(self.device, self.input_co.dtype)
-        self.output_co += other.output_co.to(self.device)
+        self.output_tiles += _as_tiles(other.output_tiles, self.output_tile).to(self.device)
         self.cooc += other.cooc.to(self.device, self.cooc.dtype)
         theirs_sample = ExampleSample(
             self.n_components,
@@ -254,7 +290,7 @@ class Harvester:
             "token_count": self.token_count,
             "output_mass": self.output_mass,
             "input_co": self.input_co,
-            "output_co": self.output_co,
+            "output_tiles": self.output_tiles,
             "cooc": self.cooc,
         }
         return {
@@ -268,6 +304,7 @@ class Harvester:
             "n_tokens": self.n_tokens,
             "n_batches": self.n_batches,
             "block_positions": self.block_positions,
+            "output_tile": self.output_tile,
             "tables": {k: out(t) for k, t in tables.items()},
             "examples": {k: out(t) for k, t in self.examples.tensors().items()},
             "generator_device": self.device.type,
@@ -276,7 +313,7 @@ class Harvester:
 
     @classmethod
     def from_state_dict(cls, state: dict[str, Any], device: torch.device | str) -> Harvester:
-        if state.get("version") != STATE_VERSION:
+        if state.get("version") not in (1, STATE_VERSION):
             raise UserError(f"harvest state version {state.get('version')} is not supported")
         h = cls(
             [(m, int(n)) for m, n in state["layout"]],
@@ -286,11 +323,14 @@ class Harvester:
             state["context_tokens_per_side"],
             device,
             state["seed"],
+            output_tile=state.get("output_tile", OUTPUT_TILE),
         )
         h.n_tokens = int(state["n_tokens"])
         h.n_batches = int(state["n_batches"])
         h.block_positions = int(state["block_positions"])
         for name, value in state["tables"].items():
+            if name == "output_co":  # version 1: one [C, V] table
+                name, value = "output_tiles", _as_tiles(value, h.output_tile)
             setattr(h, name, value.to(h.device, copy=True))
         h.examples.load(state["examples"])
         if state["generator_device"] == h.device.type:
@@ -305,3 +345,15 @@ class Harvester:
             )
             h.generator.manual_seed(h.seed * 1_000_003 + h.n_batches)
         return h
+
+
+def _as_tiles(table: torch.Tensor, tile: int) -> torch.Tensor:
+    """An output-mass table as [tiles, C, tile]: itself if it is one, else from [C, V]."""
+    if table.dim() == 3:
+        if table.shape[2] != tile:
+            raise UserError(f"output-mass tiles of {table.shape[2]} columns, expected {tile}")
+        return table
+    c, v = table.shape
+    padded = table.new_zeros(c, -(-v // tile) * tile)
+    padded[:, :v] = table
+    return padded.view(c, -1, tile).transpose(0, 1).contiguous()

@@ -3,7 +3,7 @@
 Accumulators (C components, V vocabulary, k examples, W tokens per side, N tokens in the pass):
 
     input token counts   C·V·4   (int32; ·8 once N >= 2^31)
-    output token mass    C·V·8   (float64)
+    output token mass    C·V'·8  (float64; V' = V rounded up to a whole 64-column tile)
     co-occurrence        C·C·4   (int32; ·8 once N >= 2^31)
     per component        C·16    (firing counts int64, CI sums float64)
     per token            V·16    (token counts int64, output mass float64)
@@ -12,8 +12,9 @@ Accumulators (C components, V vocabulary, k examples, W tokens per side, N token
 Per batch (P = batch·context positions) the inputs are P·(8 + 4C + 4V) bytes; the update works on
 blocks of R = max(64, 2^26 // C) positions and needs about R·(21·C + 8·V) bytes beyond them
 (3 bytes of masks per entry, ~70 bytes of index lists per firing counted at 25% firing density,
-far above SPD's 1–3%, and the float64 probabilities) plus three 2^25-entry partial results.
-Finalize works on chunks of 2^24 scores (about 1 GiB in all); the larger working set counts.
+far above SPD's 1–3%, and the float64 probabilities) plus one 64-column tile of probability sums
+per component and three 2^22-entry partial results. Finalize works on chunks of 2^21 scores (about
+128 MiB in all); the larger working set counts.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import torch
 
 from autointerp.errors import UserError
 from autointerp.harvest.finalize import FINALIZE_CHUNK_ENTRIES
-from autointerp.harvest.harvester import CHUNK_ENTRIES, INT32_LIMIT, block_positions
+from autointerp.harvest.harvester import CHUNK_ENTRIES, INT32_LIMIT, OUTPUT_TILE, block_positions
 
 GIB = 2**30
 FINALIZE_BYTES = FINALIZE_CHUNK_ENTRIES * 64
@@ -43,9 +44,10 @@ def accumulator_bytes(
     v = vocab_size
     count = 8 if total_tokens is not None and total_tokens > INT32_LIMIT else 4
     width = 2 * context_tokens_per_side + 1
+    tile = min(OUTPUT_TILE, v)
     return {
         "input_token_counts": c * v * count,
-        "output_token_mass": c * v * 8,
+        "output_token_mass": c * -(-v // tile) * tile * 8,
         "cooccurrence": c * c * count,
         "per_component": c * 16,
         "per_token": v * 16,
@@ -61,7 +63,7 @@ def working_bytes(
     v = vocab_size
     p = batch_size * context_length
     r = min(p, block_positions(c))
-    update = r * (c * 21 + v * 8) + 3 * CHUNK_ENTRIES * 8
+    update = r * (c * 21 + v * 8) + c * OUTPUT_TILE * 8 + 3 * CHUNK_ENTRIES * 8
     return {"batch_inputs": p * (8 + 4 * c + 4 * v), "working_set": max(update, FINALIZE_BYTES)}
 
 

@@ -7,6 +7,7 @@ import math
 import torch
 
 from autointerp.harvest import Harvester, finalize
+from autointerp.harvest.harvester import OUTPUT_TILE
 from autointerp.schemas import ComponentData
 from tests.harvest.reference import ReferenceAccumulator, ReferenceExamples, reference_components
 
@@ -87,7 +88,9 @@ def fast(
     top_k: int,
     block: int | None = None,
 ) -> list[ComponentData]:
-    h = Harvester(layout, vocab, threshold, k, window, "cpu", seed)
+    # With small blocks, also the narrowest vocabulary tiles: most blocks and chunks, many tiles.
+    tile = OUTPUT_TILE if block is None else 2
+    h = Harvester(layout, vocab, threshold, k, window, "cpu", seed, output_tile=tile)
     if block is not None:
         h.block_positions = block
         h.chunk_entries = block * 7

@@ -71,7 +71,23 @@ def test_state_dict_round_trip_is_exact_and_independent() -> None:
     assert copy.n_batches == 3 and h.n_batches == 6
     harvest(stream[3:], copy)
     assert list(finalize(copy, decode)) == list(finalize(h, decode))
-    assert torch.equal(copy.cooc, h.cooc) and torch.equal(copy.output_co, h.output_co)
+    assert torch.equal(copy.cooc, h.cooc) and torch.equal(copy.output_tiles, h.output_tiles)
+
+
+def test_version_1_state_with_one_output_table_loads_and_continues() -> None:
+    """States written before the output-mass table was stored by vocabulary tile still resume."""
+    stream = make_stream(*STREAM_ARGS)
+    h = harvest(stream[:3], Harvester(LAYOUT, 7, 0.0, 3, 2, "cpu", 42, output_tile=3))
+    old = h.state_dict()
+    old["version"] = 1
+    del old["output_tile"]
+    old["tables"]["output_co"] = h.output_rows(0, h.n_components)
+    del old["tables"]["output_tiles"]
+    loaded = Harvester.from_state_dict(old, "cpu")
+    assert loaded.output_tiles.shape == (1, 8, 7)  # the default tile, capped at the vocabulary
+    assert torch.equal(loaded.output_rows(0, 8), h.output_rows(0, 8))
+    harvest(stream[3:], loaded)
+    assert list(finalize(loaded, decode)) == list(finalize(harvest(stream, _new()), decode))
 
 
 def test_crash_while_saving_keeps_previous_checkpoint(tmp_path: Path) -> None:

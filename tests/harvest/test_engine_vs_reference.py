@@ -7,6 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from autointerp.harvest import Harvester, finalize
+from autointerp.harvest.harvester import INT32_LIMIT
 from tests.harvest.helpers import (
     assert_components_equal,
     decode,
@@ -15,6 +16,7 @@ from tests.harvest.helpers import (
     make_stream,
     reference,
 )
+from tests.harvest.reference import ReferenceAccumulator
 
 layouts = st.lists(st.integers(1, 5), min_size=1, max_size=3).map(
     lambda sizes: [(f"layers.{i}.mlp", n) for i, n in enumerate(sizes)]
@@ -95,10 +97,27 @@ def test_counts_exact_inside_caller_autocast():
         [2100, 2100, 1050],
         [1050, 1050, 1050],
     ]
-    assert h.input_co.dtype == torch.int32 and h.output_co.dtype == torch.float64
+    assert h.input_co.dtype == torch.int32 and h.output_tiles.dtype == torch.float64
     expected_mass = probs[0].to(torch.float64).sum(0) * 3
-    torch.testing.assert_close(h.output_co[0], expected_mass, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(h.output_rows(0, 1)[0], expected_mass, rtol=1e-12, atol=1e-12)
     assert h.ci_sum[2].item() == 350 * 3 * float(torch.tensor(3e-8))
+
+
+def test_counts_promote_to_int64_past_2_31_tokens_and_stay_exact():
+    layout = [("a", 5), ("b", 4)]
+    stream = make_stream(8, 9, 6, 3, 2, 7, 0.0, fire_rate=0.6)
+    h = Harvester(layout, 6, 0.0, 2, 1, "cpu", 0)
+    h.n_tokens = INT32_LIMIT - 20  # the second batch crosses 2^31 tokens
+    h.chunk_entries = 6  # several co-firing chunks, so rows spread over slabs
+    ref = ReferenceAccumulator(9, 6, 0.0)
+    for i, batch in enumerate(stream):
+        h.update(*batch)
+        ref.update(*batch)
+        assert h.cooc.dtype == (torch.int32 if i == 0 else torch.int64)
+    assert h.input_co.dtype == torch.int64
+    assert torch.equal(h.input_co.double(), ref.input_co)
+    assert torch.equal(h.cooc_rows(0, 9).double(), ref.cooc)
+    torch.testing.assert_close(h.output_rows(0, 9), ref.output_co, rtol=1e-12, atol=1e-12)
 
 
 def test_finalize_start_yields_the_tail():

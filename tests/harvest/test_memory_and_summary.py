@@ -15,7 +15,7 @@ LAYOUT = [("a", 6), ("b", 4)]
 def test_accumulator_bytes_match_allocated_tensors() -> None:
     h = Harvester(LAYOUT, 13, 0.0, 5, 3, "cpu", 0)
     tensors = [
-        h.firing_count, h.ci_sum, h.token_count, h.output_mass, h.input_co, h.output_co, h.cooc,
+        h.firing_count, h.ci_sum, h.token_count, h.output_mass, h.input_co, h.output_tiles, h.cooc,
         *h.examples.tensors().values(),
     ]  # fmt: skip
     allocated = sum(t.numel() * t.element_size() for t in tensors)

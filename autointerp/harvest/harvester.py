@@ -20,10 +20,10 @@ import torch
 from autointerp.errors import UserError
 from autointerp.harvest.examples import EMPTY_KEY, ExampleSample
 from autointerp.harvest.kernels import (
+    add_sparse_row_sums,
     column_tiles,
     csr_rows,
     mask_product,
-    sparse_row_sums,
     sum_rows_float64,
 )
 
@@ -165,41 +165,49 @@ class Harvester:
     ) -> None:
         c, v = self.n_components, self.vocab_size
         tiles = column_tiles(probs2[p0:p1], self.output_tile, torch.float64)
-        self.output_mass += torch.cat([t.sum(0) for t in tiles])
-        mask = ci2[p0:p1] > self.ci_threshold
-        # (component, position) pairs sorted by component, then position.
-        comp, pos = torch.nonzero(mask.t()).unbind(1)
-        if comp.numel() == 0:
+        self.output_mass += torch.cat([tile.sum(0) for tile in tiles])
+        firing_pos, firing_comp = torch.nonzero(ci2[p0:p1] > self.ci_threshold).unbind(1)
+        if firing_comp.numel() == 0:
             return
+        # (component, position) pairs sorted by component, then position (a stable sort of the
+        # position-major list is faster than reading the mask column by column).
+        order = torch.argsort(firing_comp, stable=True)
+        comp, pos = firing_comp[order], firing_pos[order]
         self.firing_count += torch.bincount(comp, minlength=c)
         flat = comp * v + tok[pos + p0]
         self.input_co.view(-1).index_add_(0, flat, torch.ones_like(flat, dtype=self.input_co.dtype))
+        # Probability mass straight into the tables (the last tile of the table may be wider).
+        targets = [t[:, : tile.shape[1]] for t, tile in zip(self.output_tiles, tiles, strict=True)]
+        add_sparse_row_sums(targets, csr_rows(comp, c), pos, p1 - p0, tiles)
+        self._count_block_cofirings(comp, pos, p1 - p0)
+        if self.examples_per_component:
+            # Drawn keys lie in [0, EMPTY_KEY): never equal to the empty-slot key.
+            keys = torch.randint(
+                0, EMPTY_KEY, (comp.numel(),), generator=self.generator, device=self.device
+            )
+            pos = pos + p0
+            self.examples.offer(comp, pos, keys, pos + self.n_tokens, tok, ci2, seq_len)
 
+    def _count_block_cofirings(self, comp: torch.Tensor, pos: torch.Tensor, n_pos: int) -> None:
+        """Co-firing counts of one block's firings (`comp` sorted, `pos` within the block): int8
+        mask products over the block's alive components, a chunk of component ids at a time."""
         alive = torch.unique_consecutive(comp)
         n_alive = alive.numel()
-        crow = csr_rows(torch.searchsorted(alive, comp), n_alive)
-        for table, mass in zip(self.output_tiles, sparse_row_sums(crow, pos, p1 - p0, tiles)):  # noqa: B905 - the last tile of the table may be wider
-            table[:, : mass.shape[1]].index_add_(0, alive, mass)
-
-        m8 = mask[:, alive].to(torch.int8)
-        m8_t = m8.t().contiguous()
-        # Chunks are ranges of component ids, so that each chunk's co-firing rows land in one
-        # contiguous slab of the table.
+        # The firing masks of alive components, both ways round, set from the firing list.
+        local = torch.searchsorted(alive, comp)
+        m8 = torch.zeros((n_pos, n_alive), dtype=torch.int8, device=self.device)
+        m8[pos, local] = 1
+        m8_t = torch.zeros((n_alive, n_pos), dtype=torch.int8, device=self.device)
+        m8_t[local, pos] = 1
+        # Chunks are ranges of component ids, so that each chunk's rows land in one contiguous
+        # slab of the table.
         step = max(1, self.chunk_entries // n_alive)
-        cuts = torch.searchsorted(alive, torch.arange(0, c + step, step, device=alive.device))
-        for a0, a1 in itertools.pairwise(cuts.clamp(max=n_alive).tolist()):
+        ids = torch.arange(0, self.n_components + step, step, device=self.device)
+        cuts = torch.searchsorted(alive, ids).clamp(max=n_alive).tolist()
+        for a0, a1 in itertools.pairwise(cuts):
             if a0 < a1:
                 both = mask_product(m8_t[a0:a1], m8[:, a0:])
                 self._add_cofirings(alive[a0:a1], alive[a0:], both)
-
-        pos = pos + p0
-        if not self.examples_per_component:
-            return
-        # Drawn keys lie in [0, EMPTY_KEY): never equal to the empty-slot key.
-        keys = torch.randint(
-            0, EMPTY_KEY, (comp.numel(),), generator=self.generator, device=self.device
-        )
-        self.examples.offer(comp, pos, keys, pos + self.n_tokens, tok, ci2, seq_len)
 
     def _add_cofirings(self, rows: torch.Tensor, cols: torch.Tensor, both: torch.Tensor) -> None:
         """Add co-firing counts `both` [rows, cols] (sorted component ids, `cols` starting at

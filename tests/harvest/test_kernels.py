@@ -7,11 +7,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from autointerp.harvest.kernels import (
+    add_sparse_row_sums,
     column_tiles,
     csr_rows,
     mask_product,
     mask_product_float,
-    sparse_row_sums,
 )
 
 
@@ -38,10 +38,11 @@ def test_sparse_row_sums_match_dense(rows, cols, width, density, seed) -> None:
     g = torch.Generator().manual_seed(seed)
     mask = torch.rand(rows, cols, generator=g) < density
     dense = torch.rand(cols, 11, generator=g, dtype=torch.float64)
+    start = torch.rand(rows, 11, generator=g, dtype=torch.float64)
+    tiles = column_tiles(dense, width, torch.float64)
+    assert [t.shape[1] for t in tiles] == [t.shape[1] for t in dense.split(width, dim=1)]
+    out = [t.clone() for t in start.split(width, dim=1)]
     r, c = torch.nonzero(mask).unbind(1)
-    got = list(
-        sparse_row_sums(csr_rows(r, rows), c, cols, column_tiles(dense, width, torch.float64))
-    )
-    assert [t.shape[1] for t in got] == [t.shape[1] for t in dense.split(width, dim=1)]
-    want = mask.to(torch.float64) @ dense
-    torch.testing.assert_close(torch.cat(got, dim=1), want, rtol=1e-13, atol=1e-13)
+    add_sparse_row_sums(out, csr_rows(r, rows), c, cols, tiles)
+    want = start + mask.to(torch.float64) @ dense
+    torch.testing.assert_close(torch.cat(out, dim=1), want, rtol=1e-13, atol=1e-13)

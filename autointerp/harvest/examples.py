@@ -18,14 +18,6 @@ PAD_ID = -1
 """Token id stored for window positions beyond a sequence edge."""
 
 
-def lexsort(*keys: torch.Tensor) -> torch.Tensor:
-    """Permutation sorting by `keys[0]`, then `keys[1]`, ...: stable sorts from the last key."""
-    order = torch.argsort(keys[-1], stable=True)
-    for key in reversed(keys[:-1]):
-        order = order[torch.argsort(key[order], stable=True)]
-    return order
-
-
 class ExampleSample:
     """Per-component bottom-k state: keys, global positions, token windows and CI windows."""
 
@@ -55,50 +47,65 @@ class ExampleSample:
         ci: torch.Tensor,
         seq_len: int,
     ) -> None:
-        """Offer the firings `(comp[i], pos[i])` of one batch with their keys.
+        """Offer the firings `(comp[i], pos[i])` of one block with their keys.
 
-        `pos` indexes the flattened batch (`tokens` [P], `ci` [P, C]); windows never cross a
-        sequence boundary (`seq_len` positions per sequence).
+        `comp` is sorted and `pos` ascending within a component; `gpos` are global positions, all
+        after those already in the sample. `pos` indexes the flattened batch (`tokens` [P],
+        `ci` [P, C]); windows never cross a sequence boundary (`seq_len` positions per sequence).
+
+        Slots are unordered: entries that stay in the sample are never moved, and each new winner
+        takes a slot that lost its entry (or was empty), so only the winners' windows are written.
         """
-        if self.k == 0 or comp.numel() == 0:
+        k = self.k
+        if k == 0 or comp.numel() == 0:
             return
+        # A firing can only enter if it beats the component's worst kept (key, position); a new
+        # firing comes later than every kept one, so an equal key loses.
         worst = self.keys.max(dim=1).values
-        cand = torch.nonzero(keys <= worst[comp]).squeeze(1)
+        cand = torch.nonzero(keys < worst[comp]).squeeze(1)
         if cand.numel() == 0:
             return
+        # The k best candidates of each component by (key, position): stable sorts by key and then
+        # by component keep the position order among equal keys.
+        order = torch.argsort(keys[cand], stable=True)
+        cand = cand[order[torch.argsort(comp[cand][order], stable=True)]]
         c_comp = comp[cand]
-        touched = torch.unique(c_comp)
-        old_keys = self.keys[touched]
-        used = old_keys != EMPTY_KEY
-        slot = torch.arange(self.k, device=comp.device).expand_as(old_keys)
-        o_comp = touched[:, None].expand_as(old_keys)[used]
-        all_comp = torch.cat([o_comp, c_comp])
-        all_key = torch.cat([old_keys[used], keys[cand]])
-        all_gpos = torch.cat([self.gpos[touched][used], gpos[cand]])
-        # source: >= 0 is a new candidate's index into `cand`, < 0 is an old slot (-1 - slot).
-        all_src = torch.cat([-1 - slot[used], torch.arange(cand.numel(), device=comp.device)])
-        order = lexsort(all_comp, all_key, all_gpos)
-        s_comp = all_comp[order]
-        rank = torch.arange(order.numel(), device=comp.device) - torch.searchsorted(s_comp, s_comp)
-        keep = order[rank < self.k]
-        rank = rank[rank < self.k]
-        k_comp, k_src = all_comp[keep], all_src[keep]
+        rank = torch.arange(cand.numel(), device=comp.device) - torch.searchsorted(c_comp, c_comp)
+        cand, rank, c_comp = cand[rank < k], rank[rank < k], c_comp[rank < k]
+        touched, row = torch.unique_consecutive(c_comp, return_inverse=True)
 
-        old = k_src < 0
-        oc, os, orank = k_comp[old], -1 - k_src[old], rank[old]
-        moved_tokens, moved_ci = self.tokens[oc, os], self.ci[oc, os]
-        new = ~old
-        nc, nrank, ni = k_comp[new], rank[new], cand[k_src[new]]
-        new_tokens, new_ci = self._windows(pos[ni], nc, tokens, ci, seq_len)
+        # Per touched component: its k slots, then its (up to k) candidates in rank order.
+        width = 2 * k
+        key_m = torch.full(
+            (touched.numel(), width), EMPTY_KEY, dtype=torch.int64, device=comp.device
+        )
+        gpos_m = torch.full_like(key_m, torch.iinfo(torch.int64).max)
+        key_m[:, :k] = self.keys[touched]
+        gpos_m[:, :k] = self.gpos[touched]
+        key_m[row, k + rank] = keys[cand]
+        gpos_m[row, k + rank] = gpos[cand]
+        best = torch.argsort(gpos_m, dim=1, stable=True)
+        best = best.gather(1, torch.argsort(key_m.gather(1, best), dim=1, stable=True))[:, :k]
+        won = torch.zeros_like(key_m, dtype=torch.bool).scatter_(1, best, True)
 
-        self.keys[oc, orank] = all_key[keep][old]
-        self.gpos[oc, orank] = all_gpos[keep][old]
-        self.tokens[oc, orank] = moved_tokens
-        self.ci[oc, orank] = moved_ci
-        self.keys[nc, nrank] = keys[ni]
-        self.gpos[nc, nrank] = gpos[ni]
-        self.tokens[nc, nrank] = new_tokens
-        self.ci[nc, nrank] = new_ci
+        # The i-th winning candidate of a component takes its i-th slot that lost (or was empty).
+        arrive_row, arrive_rank = torch.nonzero(won[:, k:] & (key_m[:, k:] != EMPTY_KEY)).unbind(1)
+        free_row, free_slot = torch.nonzero(~won[:, :k]).unbind(1)
+        n_arrive = torch.bincount(arrive_row, minlength=touched.numel())
+        free_rank = torch.arange(free_row.numel(), device=comp.device) - torch.searchsorted(
+            free_row, free_row
+        )
+        use = free_rank < n_arrive[free_row]
+        dest_comp, dest_slot = touched[free_row[use]], free_slot[use]
+        by_rank = torch.full((touched.numel(), k), -1, dtype=torch.int64, device=comp.device)
+        by_rank[row, rank] = cand
+        src = by_rank[arrive_row, arrive_rank]
+
+        new_tokens, new_ci = self._windows(pos[src], comp[src], tokens, ci, seq_len)
+        self.keys[dest_comp, dest_slot] = keys[src]
+        self.gpos[dest_comp, dest_slot] = gpos[src]
+        self.tokens[dest_comp, dest_slot] = new_tokens
+        self.ci[dest_comp, dest_slot] = new_ci
 
     def _windows(
         self,

@@ -91,8 +91,10 @@ def _examples(h: Harvester, c0: int, c1: int, decoder: _Decoder) -> list[list[Ac
     w = h.context_tokens_per_side
     used = keys != EMPTY_KEY
     rank_ci = torch.where(used, -ex.ci[c0:c1, :, w].to(torch.float64), float("inf"))
-    # Best first: CI descending, then key ascending; empty slots last.
-    order = torch.argsort(keys, dim=1, stable=True)
+    # Best first: CI descending, then key, then position ascending; empty slots last. (Slots
+    # are unordered, so each key of the order is a stable sort.)
+    order = torch.argsort(ex.gpos[c0:c1], dim=1, stable=True)
+    order = order.gather(1, torch.argsort(keys.gather(1, order), dim=1, stable=True))
     order = order.gather(1, torch.argsort(rank_ci.gather(1, order), dim=1, stable=True))
     tokens = ex.tokens[c0:c1].gather(1, order[:, :, None].expand(-1, -1, ex.tokens.shape[2]))
     ci = ex.ci[c0:c1].gather(1, order[:, :, None].expand(-1, -1, ex.ci.shape[2]))

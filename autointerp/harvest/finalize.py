@@ -30,7 +30,7 @@ from autointerp.schemas import (
 FINALIZE_CHUNK_ENTRIES = 2**21
 """Entries of one [components, vocab or components] score table per chunk: at most 16 MiB in
 float64, below glibc's 32 MiB limit for reusing freed memory, so that chunks do not page-fault
-fresh memory for every temporary (that cost half of finalize's time on a CPU)."""
+fresh memory for every temporary (that was a third of finalize's time on a CPU)."""
 
 
 class _Decoder:

@@ -1,15 +1,15 @@
 """Benchmark the harvest engine against the slow reference, at shapes from real SPD runs.
 
-    python -m bench.harvest                        # both shapes, one table
+    python -m bench.harvest                        # tiny, small and simplestories, one table
     python -m bench.harvest --shape simplestories  # 24 modules x 704 components, vocab 4019
-    python -m bench.harvest --shape small --threads 1
+    python -m bench.harvest --shape small --threads 1 --batch 8
 
 Times `Harvester.update` against dense one-hot float64 accumulation (`tests/harvest/reference.py`)
 and `finalize` against its per-component Python loop, checks that both give equal tables and
 records, and prints the ratios and peak memory. Updates are timed in steady state: each side first
 updates one untimed batch (page-faulting its tables, warming its kernels). The reference updates
-`--ref-batches` timed batches and finalizes `--ref-components` components, extrapolated to all;
-at the full shape it is too slow to do more here. Both finalizes run with a collected heap and
+`--ref-batches` timed batches (the shape's default: fewer for larger shapes) and finalizes
+`--ref-components` components, extrapolated to all; at the full shape it is too slow to do more. Both finalizes run with a collected heap and
 keep only the records that are compared, as a consumer writing records to disk would.
 
 The engine does more than the reference in both phases: its update also samples activation
@@ -46,16 +46,17 @@ class Shape:
     batch: int
     context: int
     batches: int
+    ref_batches: int
 
 
 SHAPES = {
     # Below any real run (SPEC: SimpleStories runs have 4k-17k components): where fixed
     # per-position costs weigh most against the reference's C-proportional work.
-    "tiny": Shape(modules=4, components=256, vocab=4019, batch=2, context=512, batches=6),
+    "tiny": Shape(4, 256, vocab=4019, batch=2, context=512, batches=9, ref_batches=4),
     # The low end of real SimpleStories runs, CPU-sized.
-    "small": Shape(modules=6, components=704, vocab=4019, batch=2, context=512, batches=6),
+    "small": Shape(6, 704, vocab=4019, batch=2, context=512, batches=7, ref_batches=3),
     # A large SimpleStories run.
-    "simplestories": Shape(modules=24, components=704, vocab=4019, batch=4, context=512, batches=5),
+    "simplestories": Shape(24, 704, vocab=4019, batch=4, context=512, batches=5, ref_batches=1),
 }
 
 
@@ -63,6 +64,7 @@ SHAPES = {
 class Result:
     shape: str
     components: int
+    positions: int
     threads: int
     update: float
     ref_update: float
@@ -121,6 +123,8 @@ def timed(fn: Callable[[], object]) -> float:
 
 def run_shape(name: str, args: argparse.Namespace) -> Result:
     s = SHAPES[name]
+    if args.batch:
+        s = dataclasses.replace(s, batch=args.batch)
     n_batches = args.batches or s.batches
     layout = [(f"layers.{i}.mlp", s.components) for i in range(s.modules)]
     c = s.modules * s.components
@@ -151,11 +155,12 @@ def run_shape(name: str, args: argparse.Namespace) -> Result:
     print(f"  engine update: first batch {times[0]:.3f}s, then {update:.3f}s per batch")
     del h
 
-    n_ref = 1 + args.ref_batches
+    ref_batches = args.ref_batches or s.ref_batches
+    n_ref = 1 + ref_batches
     ref = ReferenceAccumulator(c, s.vocab, 0.0)
     ref.update(*batch(0))
     ref_update = sum(update_time(ref, i) for i in range(1, n_ref))
-    ref_update /= args.ref_batches
+    ref_update /= ref_batches
     print(f"  reference update: {ref_update:.3f}s per batch")
 
     h = engine()
@@ -186,7 +191,15 @@ def run_shape(name: str, args: argparse.Namespace) -> Result:
         f"{len(subset)} components. Tables and records equal (counts exact)."
     )
     return Result(
-        name, c, torch.get_num_threads(), update, ref_update, fin, ref_fin, peak_rss_gib()
+        name,
+        c,
+        s.batch * s.context,
+        torch.get_num_threads(),
+        update,
+        ref_update,
+        fin,
+        ref_fin,
+        peak_rss_gib(),
     )
 
 
@@ -194,7 +207,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", choices=[*SHAPES, "all"], default="all")
     parser.add_argument("--batches", type=int, help="engine batches, >= 2 (default: the shape's)")
-    parser.add_argument("--ref-batches", type=int, default=1, help="timed reference batches")
+    parser.add_argument("--batch", type=int, help="sequences per batch (default: the shape's)")
+    parser.add_argument("--ref-batches", type=int, help="timed reference batches")
     parser.add_argument("--ref-components", type=int, default=512)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
@@ -206,12 +220,12 @@ def main() -> None:
     names = list(SHAPES) if args.shape == "all" else [args.shape]
     results = [run_shape(name, args) for name in names]
     print(
-        f"\n{'shape':<14}{'C':>7}{'thr':>4}{'update':>9}{'ref':>9}{'ratio':>7}"
+        f"\n{'shape':<14}{'C':>7}{'P':>6}{'thr':>4}{'update':>9}{'ref':>9}{'ratio':>7}"
         f"{'finalize':>10}{'ref':>9}{'ratio':>7}{'peak RSS':>10}"
     )
     for r in results:
         print(
-            f"{r.shape:<14}{r.components:>7}{r.threads:>4}{r.update:>8.3f}s{r.ref_update:>8.2f}s"
+            f"{r.shape:<14}{r.components:>7}{r.positions:>6}{r.threads:>4}{r.update:>8.3f}s{r.ref_update:>8.2f}s"
             f"{r.ref_update / r.update:>6.1f}x{r.finalize:>9.2f}s{r.ref_finalize:>8.1f}s"
             f"{r.ref_finalize / r.finalize:>6.1f}x{r.peak_rss_gib:>8.1f}GiB"
         )

@@ -9,7 +9,8 @@ and `finalize` against its per-component Python loop, checks that both give equa
 records, and prints the ratios and peak memory. Updates are timed in steady state: each side first
 updates one untimed batch (page-faulting its tables, warming its kernels). The reference updates
 `--ref-batches` timed batches (the shape's default: fewer for larger shapes) and finalizes
-`--ref-components` components, extrapolated to all; at the full shape it is too slow to do more. Both finalizes run with a collected heap and
+`--ref-components` components, extrapolated to all; at the full shape it is too slow to do more.
+Both finalizes run from a collected heap with the cyclic GC paused (as finalize pauses it) and
 keep only the records that are compared, as a consumer writing records to disk would.
 
 The engine does more than the reference in both phases: its update also samples activation

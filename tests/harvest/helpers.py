@@ -87,10 +87,11 @@ def fast(
     seed: int,
     top_k: int,
     block: int | None = None,
+    device: str = "cpu",
 ) -> list[ComponentData]:
     # With small blocks, also the narrowest vocabulary tiles: most blocks and chunks, many tiles.
     tile = OUTPUT_TILE if block is None else 2
-    h = Harvester(layout, vocab, threshold, k, window, "cpu", seed, output_tile=tile)
+    h = Harvester(layout, vocab, threshold, k, window, device, seed, output_tile=tile)
     if block is not None:
         h.block_positions = block
         h.chunk_entries = block * 7

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -46,6 +47,18 @@ def test_engine_matches_reference(
     )
     args = (stream, layout, vocab, threshold, k, window, seed, top_k, block)
     assert_components_equal(fast(*args), reference(*args))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("block", [None, 3])
+@pytest.mark.parametrize("seed", range(6))
+def test_engine_on_cuda_matches_reference(seed: int, block: int | None) -> None:
+    """The same engine on a GPU: cuBLASLt int8 products, cuSPARSE sums, CUDA generator keys (the
+    reference draws its keys on the CPU, so examples are compared as uniform samples elsewhere)."""
+    layout = [("layers.0.mlp", 5), ("layers.1.mlp", 3)]
+    stream = make_stream(seed, 8, 70, 3, 2, 9, 0.0, fire_rate=0.3)
+    got = fast(stream, layout, 70, 0.0, 0, 2, seed, 5, block, device="cuda")
+    assert_components_equal(got, reference(stream, layout, 70, 0.0, 0, 2, seed, 5, block))
 
 
 def test_single_token_batch_and_dead_components():

@@ -7,8 +7,9 @@
 Times `Harvester.update` against dense one-hot float64 accumulation (`tests/harvest/reference.py`)
 and `finalize` against its per-component Python loop, checks that both give equal tables and
 records, and prints the ratios and peak memory. Updates are timed in steady state: each side first
-updates one untimed batch (page-faulting its tables, warming its kernels). The reference updates
-`--ref-batches` timed batches (the shape's default: fewer for larger shapes) and finalizes
+updates one untimed batch (page-faulting its tables, warming its kernels); each side's time is the
+median over its timed batches, as this shared machine stalls a batch now and then. The reference
+updates `--ref-batches` timed batches (the shape's default: fewer for larger shapes) and finalizes
 `--ref-components` components, extrapolated to all; at the full shape it is too slow to do more.
 Both finalizes run from a collected heap with the cyclic GC paused (as finalize pauses it) and
 keep only the records that are compared, as a consumer writing records to disk would.
@@ -24,6 +25,7 @@ import argparse
 import dataclasses
 import gc
 import resource
+import statistics
 import time
 from collections.abc import Callable
 
@@ -152,17 +154,20 @@ def run_shape(name: str, args: argparse.Namespace) -> Result:
 
     h = engine()
     times = [update_time(h, i) for i in range(n_batches)]
-    update = sum(times[1:]) / (n_batches - 1)
-    print(f"  engine update: first batch {times[0]:.3f}s, then {update:.3f}s per batch")
+    update = statistics.median(times[1:])
+    print(
+        f"  engine update: first batch {times[0]:.3f}s, then median {update:.3f}s per batch "
+        f"(min {min(times[1:]):.3f}s, max {max(times[1:]):.3f}s)"
+    )
     del h
 
     ref_batches = args.ref_batches or s.ref_batches
     n_ref = 1 + ref_batches
     ref = ReferenceAccumulator(c, s.vocab, 0.0)
     ref.update(*batch(0))
-    ref_update = sum(update_time(ref, i) for i in range(1, n_ref))
-    ref_update /= ref_batches
-    print(f"  reference update: {ref_update:.3f}s per batch")
+    ref_times = [update_time(ref, i) for i in range(1, n_ref)]
+    ref_update = statistics.median(ref_times)
+    print(f"  reference update: median {ref_update:.3f}s per batch of {len(ref_times)}")
 
     h = engine()
     for i in range(n_ref):

@@ -157,7 +157,7 @@ def run_shape(name: str, args: argparse.Namespace) -> Result:
     update = statistics.median(times[1:])
     print(
         f"  engine update: first batch {times[0]:.3f}s, then median {update:.3f}s per batch "
-        f"(min {min(times[1:]):.3f}s, max {max(times[1:]):.3f}s)"
+        f"(min {min(times[1:]):.3f}s, max {max(times[1:]):.3f}s); peak RSS {peak_rss_gib():.1f} GiB"
     )
     del h
 

@@ -218,7 +218,7 @@ class Harvester:
         zeroed slab of consecutive component ids and the slab's columns added with `index_add_`.
         """
         n = rows.numel()
-        both[:, :n] = both[:, :n].triu()
+        both[:, :n].triu_()
         r0, r1 = int(rows[0]), int(rows[-1]) + 1
         if r1 - r0 == n:
             slab = both
@@ -228,7 +228,8 @@ class Harvester:
         self.cooc[r0:r1].index_add_(1, cols, slab.to(self.cooc.dtype))
 
     def output_rows(self, c0: int, c1: int) -> torch.Tensor:
-        """Output-probability mass rows [c1-c0, V] (a copy, assembled from the tiles)."""
+        """Output-probability mass rows [c1-c0, V], assembled from the tiles (read them only: with
+        a single tile this is a view of the table)."""
         rows = self.output_tiles[:, c0:c1].permute(1, 0, 2).reshape(c1 - c0, -1)
         return rows[:, : self.vocab_size]
 

@@ -26,6 +26,24 @@ def test_mask_products_are_exact(q: int, r: int, n: int, seed: int) -> None:
     assert torch.equal(mask_product_float(a.t(), b).to(torch.int64), want)
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    q=st.integers(1, 20),
+    r=st.integers(1, 300),
+    n=st.integers(1, 20),
+    skip=st.integers(0, 9),
+    seed=st.integers(0, 99),
+)
+def test_mask_products_of_row_and_column_slices(q, r, n, skip, seed) -> None:
+    """The engine multiplies row slices of one mask by column slices of another (strides with a
+    leading dimension wider than the slice), passed to the int8 GEMM without a copy."""
+    g = torch.Generator().manual_seed(seed)
+    a_t = (torch.rand(q + skip, r, generator=g) < 0.5).to(torch.int8)[skip:]
+    b = (torch.rand(r, n + skip, generator=g) < 0.5).to(torch.int8)[:, skip:]
+    want = a_t.to(torch.int64) @ b.to(torch.int64)
+    assert torch.equal(mask_product(a_t, b).to(torch.int64), want)
+
+
 @settings(max_examples=30, deadline=None)
 @given(
     rows=st.integers(1, 8),

@@ -227,6 +227,16 @@ class Harvester:
             slab.index_copy_(0, rows - r0, both)
         self.cooc[r0:r1].index_add_(1, cols, slab.to(self.cooc.dtype))
 
+    def _load_table(self, name: str, value: torch.Tensor) -> None:
+        """Copy a saved table into the freshly allocated one, or free that one first if the saved
+        table differs (promoted counts): a resume never holds two copies of a table on the device,
+        which for the largest (the C x C co-occurrence) could exceed what the pass fitted in."""
+        if getattr(self, name).shape == value.shape and getattr(self, name).dtype == value.dtype:
+            getattr(self, name).copy_(value)
+        else:
+            setattr(self, name, None)
+            setattr(self, name, value.to(self.device, copy=True))
+
     def output_rows(self, c0: int, c1: int) -> torch.Tensor:
         """Output-probability mass rows [c1-c0, V], assembled from the tiles (read them only: with
         a single tile this is a view of the table)."""
@@ -341,7 +351,7 @@ class Harvester:
         for name, value in state["tables"].items():
             if name == "output_co":  # version 1: one [C, V] table
                 name, value = "output_tiles", _as_tiles(value, h.output_tile)
-            setattr(h, name, value.to(h.device, copy=True))
+            h._load_table(name, value)
         h.examples.load(state["examples"])
         if state["generator_device"] == h.device.type:
             h.generator.set_state(state["generator_state"])

@@ -90,6 +90,38 @@ def test_version_1_state_with_one_output_table_loads_and_continues() -> None:
     assert list(finalize(loaded, decode)) == list(finalize(harvest(stream, _new()), decode))
 
 
+def test_loading_a_state_holds_one_copy_of_each_table(tmp_path: Path) -> None:
+    """Resuming must fit where the pass fitted: the saved tables are copied into the fresh ones,
+    not allocated beside them. 256 MiB of co-occurrence; the child's peak RSS (Linux) grows by the
+    fresh harvester's tables only (the state is loaded before the measurement starts)."""
+    state = tmp_path / "state.pt"
+    h = Harvester([("m", 8192)], 4, 0.0, 0, 0, "cpu", 0)
+    h.cooc.fill_(1)
+    torch.save(h.state_dict(), state)
+    del h
+    child = _run_child(
+        f"""
+        import torch
+        from autointerp.harvest import Harvester
+
+        def kib(field):
+            with open("/proc/self/status") as f:
+                return next(int(line.split()[1]) for line in f if line.startswith(field))
+
+        state = torch.load({str(state)!r}, weights_only=True)
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # restart the peak (VmHWM) from the current RSS
+        before = kib("VmRSS:")
+        loaded = Harvester.from_state_dict(state, "cpu")
+        grew = (kib("VmHWM:") - before) * 1024
+        assert bool((loaded.cooc == 1).all())
+        print(grew / (8192 * 8192 * 4))
+        """
+    )
+    assert child.returncode == 0, child.stderr
+    assert 0.5 < float(child.stdout) < 1.5  # one table's worth, not two
+
+
 def test_crash_while_saving_keeps_previous_checkpoint(tmp_path: Path) -> None:
     ckpt = tmp_path / "ckpt"
     child = _run_child(

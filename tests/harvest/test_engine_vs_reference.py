@@ -131,6 +131,9 @@ def test_counts_promote_to_int64_past_2_31_tokens_and_stay_exact():
     assert torch.equal(h.input_co.double(), ref.input_co)
     assert torch.equal(h.cooc_rows(0, 9).double(), ref.cooc)
     torch.testing.assert_close(h.output_rows(0, 9), ref.output_co, rtol=1e-12, atol=1e-12)
+    loaded = Harvester.from_state_dict(h.state_dict(), "cpu")  # int64 tables into int32 ones
+    assert loaded.cooc.dtype == torch.int64 and torch.equal(loaded.cooc, h.cooc)
+    assert torch.equal(loaded.input_co, h.input_co)
 
 
 def test_finalize_start_yields_the_tail():

@@ -18,6 +18,11 @@ PAD_ID = -1
 """Token id stored for window positions beyond a sequence edge."""
 
 
+def _rank_in_runs(ids: torch.Tensor) -> torch.Tensor:
+    """For sorted `ids`, each entry's 0-based position within its run of equal ids."""
+    return torch.arange(ids.numel(), device=ids.device) - torch.searchsorted(ids, ids)
+
+
 class ExampleSample:
     """Per-component bottom-k state: keys, global positions, token windows and CI windows."""
 
@@ -70,7 +75,7 @@ class ExampleSample:
         order = torch.argsort(keys[cand], stable=True)
         cand = cand[order[torch.argsort(comp[cand][order], stable=True)]]
         c_comp = comp[cand]
-        rank = torch.arange(cand.numel(), device=comp.device) - torch.searchsorted(c_comp, c_comp)
+        rank = _rank_in_runs(c_comp)
         cand, rank, c_comp = cand[rank < k], rank[rank < k], c_comp[rank < k]
         touched, row = torch.unique_consecutive(c_comp, return_inverse=True)
 
@@ -92,10 +97,7 @@ class ExampleSample:
         arrive_row, arrive_rank = torch.nonzero(won[:, k:] & (key_m[:, k:] != EMPTY_KEY)).unbind(1)
         free_row, free_slot = torch.nonzero(~won[:, :k]).unbind(1)
         n_arrive = torch.bincount(arrive_row, minlength=touched.numel())
-        free_rank = torch.arange(free_row.numel(), device=comp.device) - torch.searchsorted(
-            free_row, free_row
-        )
-        use = free_rank < n_arrive[free_row]
+        use = _rank_in_runs(free_row) < n_arrive[free_row]
         dest_comp, dest_slot = touched[free_row[use]], free_slot[use]
         by_rank = torch.full((touched.numel(), k), -1, dtype=torch.int64, device=comp.device)
         by_rank[row, rank] = cand

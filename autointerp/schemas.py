@@ -2,7 +2,7 @@
 
 Field names follow the reference layout (see SPEC): existing readers depend on them, so fields are
 only ever added, never renamed. Every record is a msgspec Struct so that encoding is fast and
-decoding validates. The component records (millions of them per finalize, holding only strings,
+decoding validates. The component records (hundreds of thousands per finalize, holding only strings,
 numbers and each other) are not tracked by the cyclic GC (`gc=False`): they cannot form cycles.
 """
 

@@ -74,3 +74,60 @@ def test_tmux_script_starts_a_session_passes_arguments_intact_and_reattaches(
         assert other.returncode == 2 and "chmod 600" in other.stderr
     finally:
         subprocess.run(["tmux", "kill-server"], env=env, capture_output=True)
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_tmux_script_takes_detach_after_the_source_and_keeps_it_from_the_daemon(
+    tmp_path: Path,
+) -> None:
+    seen = tmp_path / "argv"
+    fake_daemon = tmp_path / "daemon"
+    fake_daemon.write_text(f'#!/usr/bin/env bash\nprintf "%s\\n" "$@" > {seen}\nsleep 30\n')
+    fake_daemon.chmod(0o755)
+    env = {
+        **os.environ,
+        "TMUX_TMPDIR": str(tmp_path),  # a private tmux server, not the user's
+        "AUTOINTERP_DAEMON": str(fake_daemon),
+        "AUTOINTERP_ENV_FILE": str(tmp_path / "no-env-file"),
+        "AUTOINTERP_TMUX_SESSION": "autointerp-detach-test",
+    }
+    env.pop("TMUX", None)
+    try:
+        # No terminal: an attach would fail, so exit 0 with a live session means it did not try.
+        started = subprocess.run(
+            [TMUX_SCRIPT, "demo", "--seed", "3", "-d"],
+            env=env,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=30,
+        )
+        assert started.returncode == 0, started.stderr
+        assert "started" in started.stderr
+        deadline = time.monotonic() + 10
+        while not seen.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert seen.read_text().splitlines() == ["demo", "--seed", "3"]
+        sessions = subprocess.run(
+            ["tmux", "list-sessions", "-F", "#{session_name} #{session_attached}"],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert sessions.stdout.splitlines() == ["autointerp-detach-test 0"]
+        # The long form, after the source too: the running session is left alone, not attached.
+        again = subprocess.run(
+            [TMUX_SCRIPT, "demo", "--detach"],
+            env=env,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=30,
+        )
+        assert again.returncode == 0 and "re-attaching" in again.stderr
+        helped = subprocess.run(
+            [TMUX_SCRIPT, "demo", "--help"], env=env, capture_output=True, text=True, timeout=30
+        )
+        assert helped.returncode == 2 and "usage:" in helped.stderr
+    finally:
+        subprocess.run(["tmux", "kill-server"], env=env, capture_output=True)

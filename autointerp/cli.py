@@ -1,47 +1,61 @@
 """`autointerp <command>` and `autointerp-daemon <source>`.
 
-Each subcommand lives in a module exposing `add_arguments(parser)` and `run(args) -> int`; modules
-are imported only when their command runs, so `--help` and `status` stay fast (no torch import).
-Exit codes: 0 done, 2 bad usage or input (one message, no traceback), 1 runtime failure.
+Each command lives in a module of `autointerp/commands/` exposing `add_arguments(parser)` and
+`run(args) -> int`; only the chosen one is imported, and it parses its own arguments, so its
+errors and help name it. Exit codes: 0 done, 2 bad usage or input (one message, no traceback),
+1 runtime failure, 130 a second Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 
+from autointerp.commands.arguments import Parser, add_version
 from autointerp.errors import UserError
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "daemon": ("autointerp.daemon.command", "harvest, finalize and label in one process"),
-    "harvest": ("autointerp.daemon.harvest_command", "harvest only (daemon, --labeller none)"),
-    "interpret": ("autointerp.interpret.command", "label an existing harvest"),
-    "status": ("autointerp.daemon.status", "print a run's phase, progress, counts and cost"),
+    "daemon": ("autointerp.commands.daemon", "harvest, finalize and label in one process"),
+    "harvest": ("autointerp.commands.harvest", "harvest only (daemon, --labeller none)"),
+    "interpret": ("autointerp.commands.interpret", "label an existing harvest"),
+    "status": ("autointerp.commands.status", "print a run's phase, progress, counts and cost"),
 }
 
-log = logging.getLogger("autointerp")
+
+def _quiet_imports() -> None:
+    """torch warns on import when NumPy is missing; nothing here uses NumPy, so say nothing."""
+    warnings.filterwarnings("ignore", message="Failed to initialize NumPy", category=UserWarning)
 
 
-def _build_parser(argv: Sequence[str], prog: str = "autointerp") -> argparse.ArgumentParser:
-    """The parser, with the options of the one command named in `argv` (only it is imported)."""
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True, metavar="command")
-    chosen = next((a for a in argv if not a.startswith("-")), None)
-    for name, (module, help_text) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        if name == chosen:
-            importlib.import_module(module).add_arguments(p)
-        p.set_defaults(_module=module)
+def _top_parser() -> argparse.ArgumentParser:
+    parser = Parser(
+        prog="autointerp",
+        description=__doc__.splitlines()[0],
+        epilog="run 'autointerp <command> --help' for a command's options",
+    )
+    add_version(parser)
+    sub = parser.add_subparsers(dest="command", metavar="command", required=True)
+    for name, (_, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
     return parser
 
 
-def _run(args: argparse.Namespace) -> int:
+def _command_parser(name: str, prog: str) -> tuple[argparse.ArgumentParser, object]:
+    module_name, help_text = COMMANDS[name]
+    module = importlib.import_module(module_name)
+    parser = Parser(prog=prog, description=help_text)
+    add_version(parser)
+    module.add_arguments(parser)
+    return parser, module
+
+
+def _run(module: object, args: argparse.Namespace) -> int:
     try:
-        return int(importlib.import_module(args._module).run(args) or 0)
+        return int(module.run(args) or 0)  # type: ignore[attr-defined]
     except UserError as e:
         print(f"autointerp: {e}", file=sys.stderr)
         return 2
@@ -52,13 +66,19 @@ def _run(args: argparse.Namespace) -> int:
         return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
+    """`autointerp <command> [args]`; `prog` names a command's own entry point (its usage)."""
+    _quiet_imports()
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = _build_parser(argv).parse_args(argv)
-    return _run(args)
+    if not argv or argv[0] not in COMMANDS:
+        _top_parser().parse_args(argv)  # prints help, the version, or what is wrong; exits
+        return 2  # not reached: a valid command is in COMMANDS
+    name, rest = argv[0], argv[1:]
+    parser, module = _command_parser(name, prog or f"autointerp {name}")
+    return _run(module, parser.parse_args(rest))
 
 
 def daemon_main(argv: Sequence[str] | None = None) -> int:
     """`autointerp-daemon <source> [options]` is `autointerp daemon <source> [options]`."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    return main(["daemon", *argv])
+    return main(["daemon", *argv], prog="autointerp-daemon")

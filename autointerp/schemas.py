@@ -122,3 +122,85 @@ class HarvestSummary(msgspec.Struct):
     """Average number of components firing at one position (the L0 of the CI mask)."""
     examples_per_component: int = 0
     n_components_with_full_examples: int = 0
+
+
+class HarvestConfig(msgspec.Struct, kw_only=True):
+    """Everything that determines the harvest statistics (never the API key);
+    `harvest/config.json`."""
+
+    run_id: str
+    source: str
+    source_fingerprint: dict[str, str]
+    layout: list[tuple[str, int]]
+    vocab_size: int
+    n_batches: int
+    batch_size: int
+    context_length: int
+    ci_threshold: float
+    examples_per_component: int
+    context_tokens_per_side: int
+    top_k: int
+    seed: int
+    architecture: ArchitectureInfo
+
+
+class ResumeRecord(msgspec.Struct):
+    """One start of a process on this run."""
+
+    started_at: float
+    pid: int
+    phase: Phase
+    batches_done: int
+    """Harvest batches already accumulated in the checkpoint this start resumed from."""
+    components_written: int
+
+
+class RunState(msgspec.Struct, kw_only=True):
+    """`harvest/state.json`: which phases are complete, and where each start resumed from."""
+
+    harvest_complete: bool = False
+    finalize_complete: bool = False
+    labelling_complete: bool = False
+    n_batches: int = 0
+    batches_done: int = 0
+    """As of the last checkpoint (the position a restart resumes from)."""
+    n_tokens: int = 0
+    n_components: int = 0
+    last_checkpoint_at: float | None = None
+    last_batch_at: float | None = None
+    """When the last harvest batch finished (labelling should start within seconds of it)."""
+    harvest_completed_at: float | None = None
+    finalize_completed_at: float | None = None
+    labelling_completed_at: float | None = None
+    starts: list[ResumeRecord] = []
+
+    @property
+    def phase(self) -> Phase:
+        """The phase still to do (`done` when all three are complete)."""
+        if not self.harvest_complete:
+            return "harvest"
+        if not self.finalize_complete:
+            return "finalize"
+        return "done" if self.labelling_complete else "label"
+
+
+class LiveProgress(msgspec.Struct, kw_only=True):
+    """`<run>/progress.json`: what a running process is doing now, replaced every few seconds.
+
+    Checkpoints come minutes apart; this lets `autointerp status` show the live position. It is
+    a view, never used for recovery: a restart trusts only the checkpoint and the JSONL files.
+    """
+
+    pid: int
+    updated_at: float
+    phase: str
+    batches_done: int
+    n_batches: int
+    n_tokens: int
+    tokens_per_second: float
+    components_written: int
+    n_components: int
+    labelled: int
+    failed: int
+    in_flight: int
+    cost_usd: float

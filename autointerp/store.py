@@ -1,7 +1,9 @@
 """The run directory: where every result lives, and the only state recovery trusts.
 
-Appends are flushed and fsynced per record, JSON state files are replaced atomically, and readers
-skip a torn last line (a crash mid-append) and say so instead of failing.
+`RunDir` names the files; `RunReader` is the one place that decodes them (labelled, failed,
+cost, counts, config, state, live progress); `StateFile` is the one writer of `state.json`;
+`RunLock` keeps a second process out. Durability comes from `files.py`: fsynced appends, atomic
+replacement, torn-line-tolerant reads.
 """
 
 from __future__ import annotations
@@ -9,20 +11,26 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import logging
 import os
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
 
 import msgspec
 
 from autointerp.errors import RunLocked, UserError
-
-log = logging.getLogger(__name__)
-
-T = TypeVar("T")
+from autointerp.files import iter_jsonl, read_json, write_json_atomic
+from autointerp.schemas import (
+    ArchitectureInfo,
+    ComponentData,
+    HarvestConfig,
+    LabelFailure,
+    LiveProgress,
+    ResumeRecord,
+    RunState,
+)
 
 DEFAULT_DATA_DIR = ".data/autointerp"
 
@@ -87,184 +95,254 @@ class RunDir:
     def lock_path(self) -> Path:
         return self.root / ".lock"
 
+    @property
+    def progress_path(self) -> Path:
+        return self.root / "progress.json"
+
     def ensure(self) -> None:
         for d in (self.harvest_dir, self.checkpoint_dir, self.interpretations_dir):
             d.mkdir(parents=True, exist_ok=True)
 
 
-def fsync_dir(path: Path) -> None:
-    """Make a rename or a file creation in `path` durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def resolve_run(text: str, data_dir: str | os.PathLike[str] | None) -> RunDir:
+    """A run directory given as a path, else as a run id under the data dir.
 
-
-_encoder = msgspec.json.Encoder()
-
-
-def encode_line(record: Any) -> bytes:
-    return _encoder.encode(record) + b"\n"
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write to a temp file beside `path`, fsync, rename over it, fsync the directory.
-
-    A crash at any point leaves either the old file or the new one, never a mixture.
+    A run directory is one with a `harvest/` folder. A UserError names every place it looked
+    (absolute paths: a relative data dir depends on where the command runs).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+    as_path = Path(text).expanduser()
+    under = data_dir_from(data_dir) / text
+    candidates = [as_path] if under == as_path else [as_path, under]
+    for candidate in candidates:
+        if (candidate / "harvest").is_dir():
+            return RunDir(candidate)
+    looked = " or ".join(str(c.absolute()) for c in candidates)
+    raise UserError(
+        f"no run found at {looked}: no run directory (one with a harvest/ folder) there; give "
+        "the run directory's path, or its run id with the --data-dir it was created with (or "
+        "AUTOINTERP_DATA_DIR)"
+    )
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
-    write_bytes_atomic(path, msgspec.json.format(_encoder.encode(obj), indent=2) + b"\n")
+# ---------------------------------------------------------------- reading
 
 
-def read_json(path: Path, type: type[T]) -> T:
-    """Decode a JSON state file; a corrupt file is a clear error naming the path."""
-    try:
-        return msgspec.json.decode(Path(path).read_bytes(), type=type)
-    except (msgspec.DecodeError, msgspec.ValidationError) as e:
-        raise UserError(f"{path} is not a valid {getattr(type, '__name__', type)}: {e}") from e
+class ComponentHead(msgspec.Struct):
+    """The fields of a `ComponentData` line that counting needs (the statistics stay undecoded)."""
+
+    component_key: str
+    firing_count: int = 0
+    activation_examples: list[msgspec.Raw] = []
+
+    @property
+    def alive(self) -> bool:
+        """Fired at least once (a record with examples but no `firing_count` counts as alive)."""
+        return self.firing_count > 0 or bool(self.activation_examples)
 
 
-def _trim_torn_tail(path: Path) -> int:
-    """Cut a partial last line left by a crash mid-append; return how many bytes were cut.
+class ResultHead(msgspec.Struct):
+    """The fields of an `InterpretationResult` line that the ledger needs."""
 
-    Without this, the next append would be glued onto the fragment and both would be lost.
-    """
-    with open(path, "rb+") as f:
-        size = f.seek(0, os.SEEK_END)
-        if size == 0:
-            return 0
-        f.seek(size - 1)
-        if f.read(1) == b"\n":
-            return 0
-        block = 1 << 16
-        pos = size
-        keep = 0
-        while pos > 0:
-            start = max(0, pos - block)
-            f.seek(start)
-            chunk = f.read(pos - start)
-            nl = chunk.rfind(b"\n")
-            if nl >= 0:
-                keep = start + nl + 1
-                break
-            pos = start
-        f.truncate(keep)
-        f.flush()
-        os.fsync(f.fileno())
-        return size - keep
+    component_key: str
+    cost_usd: float = 0.0
+    cost_known: bool = True
 
 
-class JsonlAppender:
-    """Append-only JSONL file: each record is written, flushed and fsynced before `append` returns.
-
-    One appender per file per process; callers in an event loop run `append` in a thread
-    (`asyncio.to_thread`) from a single writer task so that appends stay ordered.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        existed = self.path.exists()
-        if existed:
-            cut = _trim_torn_tail(self.path)
-            if cut:
-                log.warning("%s: removed a torn last line (%d bytes) left by a crash", path, cut)
-        self._file = open(self.path, "ab")  # noqa: SIM115 - closed in close()
-        if not existed:
-            fsync_dir(self.path.parent)
-
-    def append(self, record: Any) -> None:
-        self._file.write(encode_line(record))
-        self._file.flush()
-        os.fsync(self._file.fileno())
-
-    def close(self) -> None:
-        if not self._file.closed:
-            self._file.close()
-
-    def __enter__(self) -> JsonlAppender:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+class _ArchitectureOnly(msgspec.Struct):
+    architecture: ArchitectureInfo
 
 
 @dataclass
-class JsonlReport:
-    """What a tolerant read found besides the records."""
+class ResultLedger:
+    """What `results.jsonl` says: which components have a label and what the labels cost."""
 
-    path: Path
-    records: int = 0
-    torn_tail: bool = False
-    bad_lines: list[int] = field(default_factory=list)
-
-    def describe(self) -> str | None:
-        parts = []
-        if self.torn_tail:
-            parts.append("a torn last line (a crash mid-write) was skipped")
-        if self.bad_lines:
-            shown = ", ".join(map(str, self.bad_lines[:5]))
-            more = "…" if len(self.bad_lines) > 5 else ""
-            parts.append(f"{len(self.bad_lines)} unreadable line(s) skipped (line {shown}{more})")
-        return f"{self.path}: " + "; ".join(parts) if parts else None
+    labelled: set[str] = field(default_factory=set)
+    cost_usd: float = 0.0
+    cost_known: bool = True
 
 
-def iter_jsonl(path: Path, type: type[T], report: JsonlReport | None = None) -> Iterator[T]:
-    """Yield the records of a JSONL file, skipping (and reporting) lines that do not decode.
+@dataclass
+class ComponentCounts:
+    """What `components.jsonl` says: complete lines, and the alive components among them."""
 
-    A missing file yields nothing. A last line without its newline is a torn append: skipped.
+    written: int = 0
+    alive_keys: list[str] = field(default_factory=list)
+
+    @property
+    def alive(self) -> int:
+        return len(self.alive_keys)
+
+
+class RunReader:
+    """Decodes a run directory's files; never writes, never locks (safe beside a daemon)."""
+
+    def __init__(self, run: RunDir) -> None:
+        self.run = run
+
+    def state(self) -> RunState:
+        path = self.run.state_path
+        return read_json(path, RunState) if path.exists() else RunState()
+
+    def config(self) -> HarvestConfig | None:
+        path = self.run.config_path
+        return read_json(path, HarvestConfig) if path.exists() else None
+
+    def architecture(self) -> ArchitectureInfo:
+        """`harvest/config.json`'s "architecture" (all that labelling needs of the config)."""
+        path = self.run.config_path
+        if not path.exists():
+            raise UserError(f"{path} is missing: this run has no harvest config")
+        try:
+            return msgspec.json.decode(path.read_bytes(), type=_ArchitectureOnly).architecture
+        except (msgspec.DecodeError, msgspec.ValidationError) as e:
+            raise UserError(f'{path} has no valid "architecture" entry ({e})') from None
+
+    def harvest_is_complete(self) -> bool:
+        return self.run.summary_path.exists() and self.run.components_path.exists()
+
+    def results(self) -> ResultLedger:
+        """Labelled keys and their cost (the first result of a key counts; repeats do not)."""
+        ledger = ResultLedger()
+        for record in iter_jsonl(self.run.results_path, ResultHead):
+            if record.component_key not in ledger.labelled:
+                ledger.labelled.add(record.component_key)
+                ledger.cost_usd += record.cost_usd
+                ledger.cost_known &= record.cost_known
+        return ledger
+
+    def failures(self) -> tuple[dict[str, LabelFailure], int]:
+        """The latest failure of each key, and how many lines the file has."""
+        latest: dict[str, LabelFailure] = {}
+        lines = 0
+        for failure in iter_jsonl(self.run.failures_path, LabelFailure):
+            lines += 1
+            latest[failure.component_key] = failure
+        return latest, lines
+
+    def component_counts(self) -> ComponentCounts:
+        counts = ComponentCounts()
+        for head in iter_jsonl(self.run.components_path, ComponentHead):
+            counts.written += 1
+            if head.alive:
+                counts.alive_keys.append(head.component_key)
+        return counts
+
+    def pending_components(self, is_pending: Callable[[str], bool]) -> Iterator[ComponentData]:
+        """The alive components of `components.jsonl` for which `is_pending(key)`, in file order.
+
+        Only those are fully decoded; the others are recognised from their key alone.
+        """
+        head, full = msgspec.json.Decoder(ComponentHead), msgspec.json.Decoder(ComponentData)
+        for raw in iter_jsonl(self.run.components_path, msgspec.Raw):
+            first = head.decode(raw)
+            if first.alive and is_pending(first.component_key):
+                yield full.decode(raw)
+
+    def daemon_pid(self) -> int | None:
+        """The pid recorded by the process holding the run lock, if that process is alive."""
+        try:
+            pid = int(self.run.lock_path.read_text().strip() or 0)
+        except (OSError, ValueError):
+            return None
+        if pid <= 0:
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            return pid
+        return pid
+
+    def live_progress(self) -> LiveProgress | None:
+        """The running process's last progress report, or None (none running, or unreadable)."""
+        pid = self.daemon_pid()
+        if pid is None:
+            return None
+        try:
+            live = msgspec.json.decode(self.run.progress_path.read_bytes(), type=LiveProgress)
+        except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+            return None
+        return live if live.pid == pid else None
+
+
+# ---------------------------------------------------------------- writing
+
+
+class RunDirGuard:
+    """Notices when the run directory is removed or replaced under a running process.
+
+    The run lock guards a directory by its lock file; if someone deletes or moves the directory,
+    a new process can lock the new one while this one still writes by path, and both would
+    append to the same files. So writers check, before each checkpoint, state write and before
+    finalize, that the lock file at the path is still the one this process locked.
     """
-    path = Path(path)
-    if report is None:
-        report = JsonlReport(path)
-    if not path.exists():
-        return
-    decoder = msgspec.json.Decoder(type)
-    with open(path, "rb") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.endswith(b"\n"):
-                if line.strip():
-                    report.torn_tail = True
-                break
-            if not line.strip():
-                continue
-            try:
-                record = decoder.decode(line)
-            except (msgspec.DecodeError, msgspec.ValidationError):
-                report.bad_lines.append(lineno)
-                continue
-            report.records += 1
-            yield record
-    message = report.describe()
-    if message:
-        log.warning(message)
+
+    def __init__(self, run: RunDir) -> None:
+        self.run = run
+        self._identity = self._current()
+
+    def _current(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.run.lock_path)
+        except FileNotFoundError:
+            return None
+        return st.st_dev, st.st_ino
+
+    def check(self) -> None:
+        """Raise if the run directory this process locked is no longer at its path."""
+        if self._current() != self._identity:
+            raise RuntimeError(
+                f"{self.run.root} was removed or replaced while this process was running; "
+                "stopping so that two processes never write the same files (start it again to "
+                "continue from what is in the directory now)"
+            )
 
 
-def read_jsonl(path: Path, type: type[T]) -> tuple[list[T], JsonlReport]:
-    report = JsonlReport(Path(path))
-    return list(iter_jsonl(path, type, report)), report
+class StateFile:
+    """The one writer of `state.json`: the harvest thread and the event loop both update it.
+
+    Every write first checks that the run directory is still the one this process locked.
+    """
+
+    def __init__(self, run: RunDir) -> None:
+        self.run = run
+        self.guard = RunDirGuard(run)
+        self._lock = threading.Lock()
+        self._state = RunReader(run).state()
+
+    def get(self) -> RunState:
+        with self._lock:
+            return msgspec.structs.replace(self._state)
+
+    def update(self, **changes: object) -> RunState:
+        with self._lock:
+            self._state = msgspec.structs.replace(self._state, **changes)
+            self._save()
+            return self._state
+
+    def record_start(self, batches_done: int, components_written: int) -> ResumeRecord:
+        with self._lock:
+            s = self._state
+            record = ResumeRecord(
+                started_at=time.time(),
+                pid=os.getpid(),
+                phase=s.phase,
+                batches_done=batches_done,
+                components_written=components_written,
+            )
+            self._state = msgspec.structs.replace(s, starts=[*s.starts, record])
+            self._save()
+            return record
+
+    def _save(self) -> None:
+        self.guard.check()
+        write_json_atomic(self.run.state_path, self._state)
 
 
-class _KeyOnly(msgspec.Struct):
-    component_key: str
-
-
-def read_keys(path: Path) -> tuple[set[str], JsonlReport]:
-    """The `component_key` of every readable record, without decoding the rest of each line."""
-    report = JsonlReport(Path(path))
-    return {r.component_key for r in iter_jsonl(path, _KeyOnly, report)}, report
+def write_live_progress(run: RunDir, progress: LiveProgress) -> None:
+    """Replace `progress.json`; never recreates a run directory that was moved away."""
+    write_json_atomic(run.progress_path, progress, create_parent=False)
 
 
 class RunLock:

@@ -24,11 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from autointerp.daemon.run_state import RunState
+from autointerp.files import read_json, read_jsonl
 from autointerp.harvest import Harvester
-from autointerp.schemas import InterpretationResult
+from autointerp.schemas import InterpretationResult, RunState
 from autointerp.sources.open import open_source
-from autointerp.store import RunDir, read_json, read_jsonl
+from autointerp.store import RunDir
 from tests.interpret.fake_api import FakeMessagesServer
 
 REPO = Path(__file__).resolve().parents[1]

@@ -26,12 +26,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from autointerp.interpret.claude import ClaudeLabeller, RetryPolicy
+from autointerp.files import read_jsonl
+from autointerp.interpret.llm.ratelimit import RateLimits
+from autointerp.interpret.llm.retry import RetryPolicy
 from autointerp.interpret.pool import LabellingPool
-from autointerp.interpret.ratelimit import RateLimits
 from autointerp.schemas import ComponentData, InterpretationResult
-from autointerp.store import read_jsonl
 from tests.interpret.fake_api import CONTENT_FAULTS, TRANSIENT_FAULTS, FakeMessagesServer
+from tests.interpret.labellers import claude_labeller
 from tests.interpret.runs import components, make_run
 from tests.interpret.samples import ARCH
 
@@ -74,8 +75,8 @@ async def scenario(
     ):
         run = make_run(Path(tmp), comps)
         t0 = time.monotonic()
-        labeller = ClaudeLabeller(
-            base_url=srv.base_url,
+        labeller = claude_labeller(
+            srv.base_url,
             timeout=0.8,
             max_concurrent=32,
             limits=(
@@ -86,8 +87,9 @@ async def scenario(
             retry=RetryPolicy(base_delay_s=window / 60, max_delay_s=window),
             overload_cooldown_s=0.3,
             seed=1,
+            strict=False,
         )
-        pool = LabellingPool(labeller, ARCH, run, max_concurrent=32)
+        pool = LabellingPool(labeller, ARCH, run)
         queue: asyncio.Queue[ComponentData | None] = asyncio.Queue()
         for c in comps:
             queue.put_nowait(c)

@@ -10,16 +10,9 @@ import msgspec
 import pytest
 
 from autointerp.errors import RunLocked, UserError
+from autointerp.files import JsonlAppender, read_json, read_jsonl, read_keys, write_json_atomic
 from autointerp.schemas import LabelFailure
-from autointerp.store import (
-    JsonlAppender,
-    RunDir,
-    RunLock,
-    read_json,
-    read_jsonl,
-    read_keys,
-    write_json_atomic,
-)
+from autointerp.store import RunDir, RunLock
 
 
 def _failure(i: int) -> LabelFailure:

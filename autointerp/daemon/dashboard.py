@@ -66,7 +66,7 @@ def render(view: View) -> RenderableType:
         f" · up {duration(view.now - view.started_at)}",
     )
     origin = Text.assemble(
-        ("source ", "bold"), f"{clean(view.source)} · device {clean(view.device)}"
+        ("source ", "bold"), f"{clean(view.source)} · device {clean(view.device or '—')}"
     )
     grid = Table.grid(padding=(0, 1))
     grid.add_column(width=9)
@@ -83,7 +83,10 @@ def render(view: View) -> RenderableType:
         for line in _labelling_details(view, view.labelling):
             _row(grid, "", "", line)
     labeller = Text.assemble(("labeller ", "bold"), clean(view.labeller))
-    parts: list[RenderableType] = [header, origin, labeller, grid]
+    parts: list[RenderableType] = [header, origin, labeller]
+    if view.run_dir:
+        parts.append(Text.assemble(("run dir ", "bold"), clean(view.run_dir, 300)))
+    parts.append(grid)
     if view.last_error:
         parts.append(Text("last error: " + clean(view.last_error, 300), style="red"))
     if view.labelling is not None and view.labelling.recent:
@@ -191,6 +194,8 @@ def summary_lines(view: View) -> list[str]:
         f"  harvest   {view.batches_done}/{view.n_batches} batches, {view.n_tokens:,} tokens",
         f"  finalize  {view.components_written}/{view.n_components} components",
     ]
+    if view.run_dir:
+        lines.insert(1, f"  run dir   {clean(view.run_dir, 300)}")
     if view.labelling is not None:
         remaining = _remaining(view)
         lines.append(
@@ -199,6 +204,8 @@ def summary_lines(view: View) -> list[str]:
         )
     if view.last_error:
         lines.append(f"  error: {clean(view.last_error, 300)}")
+    if view.end_note:
+        lines.append(f"  {clean(view.end_note, 300)}")
     return lines
 
 

@@ -1,9 +1,12 @@
-"""Wires the harvest thread to the labelling pool through a bounded queue and supervises both.
+"""Wires a component feeder (a thread) to the labelling pool through a bounded queue.
 
-The harvest thread appends each finalized component to `components.jsonl` and then blocks on
-`queue.put` until there is room (backpressure: a slow API never makes finalize hold every
-component in memory). The pool drains the queue. Whichever side fails or a signal arrives, both
-are stopped the graceful way: in-flight requests get the grace period, the harvest checkpoints.
+The feeder is the harvest pass (the daemon) or a reader of `components.jsonl` (`autointerp
+interpret`); it hands each component over with `emit`, which blocks until the queue has room
+(backpressure: a slow API never makes finalize hold every component in memory). The pool drains
+the queue. A signal or a feeder failure stops both the graceful way: in-flight requests get the
+grace period, the harvest checkpoints. When labelling ends on its own (the budget, or an API that
+cannot be used at all) the feeder goes on without a consumer, so finalize still writes every
+component, and the labelling error is reported at the end.
 """
 
 from __future__ import annotations
@@ -12,13 +15,11 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
-import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from autointerp.daemon.producer import HarvestProducer
 from autointerp.daemon.progress import LabelLine, LabellingView, SharedProgress
-from autointerp.daemon.run_state import StateFile
 from autointerp.daemon.shutdown import Shutdown
 from autointerp.interpret.pool import LabellingPool
 from autointerp.schemas import ComponentData
@@ -28,41 +29,53 @@ log = logging.getLogger(__name__)
 PUBLISH_EVERY = 0.25
 """Seconds between copies of the pool's counters into the dashboard state."""
 
+Emit = Callable[[ComponentData], bool]
+Feeder = Callable[[Emit | None], None]
+"""Runs in a worker thread and emits components (emit None: nobody labels, just run)."""
 
+
+def queue_size_for(max_concurrent: int) -> int:
+    """Components waiting for a worker: enough to keep every worker busy, few enough that a
+    slow API holds finalize back instead of letting the queue hold every component."""
+    return 2 * max_concurrent + 16
+
+
+@dataclass(frozen=True)
 class Outcome:
     """How the pipeline ended."""
 
-    def __init__(self, error: BaseException | None, stopped: bool) -> None:
-        self.error = error
-        self.stopped = stopped
+    error: BaseException | None
+    """A failure that stopped the run (the feeder's, or a fatal labelling error)."""
+    stopped: bool
+    """Stopped by a signal (or by the error) before the end."""
+    labelling_ended: str | None
+    """The pool's stop reason when labelling ended (`done`, `budget`, `fatal: …`), else None."""
 
 
 class Orchestrator:
     def __init__(
         self,
-        producer: HarvestProducer,
+        feeder: Feeder,
         pool: LabellingPool | None,
         progress: SharedProgress,
-        state: StateFile,
         shutdown: Shutdown,
         *,
         grace_period: float,
-        queue_size: int,
     ) -> None:
-        self.producer = producer
+        self.feeder = feeder
         self.pool = pool
         self.progress = progress
-        self.state = state
         self.shutdown = shutdown
         self.grace_period = grace_period
-        self.queue: asyncio.Queue[ComponentData | None] = asyncio.Queue(maxsize=queue_size)
+        size = queue_size_for(pool.workers) if pool is not None else 1
+        self.queue: asyncio.Queue[ComponentData | None] = asyncio.Queue(maxsize=size)
         self._end_marker_queued = 0
         """1 once the end-of-components marker is in the queue (it stays there)."""
         self._no_consumer = threading.Event()
-        """Set once labelling ended early (budget): finalize goes on writing, nothing is queued."""
+        """Set once labelling ended early: the feeder goes on, nothing is queued."""
 
-    def _emitter(self, loop: asyncio.AbstractEventLoop) -> Callable[[ComponentData], bool]:
-        """`emit` for the harvest thread: blocks while the queue is full, gives up on stop."""
+    def _emitter(self, loop: asyncio.AbstractEventLoop) -> Emit:
+        """`emit` for the feeder thread: blocks while the queue is full, gives up on stop."""
 
         def emit(component: ComponentData) -> bool:
             if self._no_consumer.is_set():
@@ -82,55 +95,47 @@ class Orchestrator:
     async def run(self) -> Outcome:
         loop = asyncio.get_running_loop()
         emit = self._emitter(loop) if self.pool is not None else None
-        harvest = asyncio.ensure_future(asyncio.to_thread(self.producer, emit))
+        feeding = asyncio.ensure_future(asyncio.to_thread(self.feeder, emit))
         labelling = asyncio.ensure_future(self.pool.run(self.queue)) if self.pool else None
         publisher = asyncio.create_task(self._publish_forever())
         self.shutdown.on_request(lambda: self._begin_stop(loop, labelling))
         error: BaseException | None = None
         end_marker: asyncio.Task[None] | None = None
-        pending: set[asyncio.Future[Any]] = {harvest} | ({labelling} if labelling else set())
+        pending: set[asyncio.Future[Any]] = {feeding} | ({labelling} if labelling else set())
         try:
             while pending:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
                     failure = None if task.cancelled() else task.exception()
-                    if failure is not None:
+                    if task is labelling and not self.shutdown.requested:
+                        error = error or failure
+                        self._labelling_ended_early()
+                    elif failure is not None:
                         error = error or failure
                         log.error("stopping after an error: %s", failure, exc_info=failure)
                         self.shutdown.request("error")
-                    elif task is harvest and labelling is not None and not self.shutdown.requested:
+                    elif task is feeding and labelling is not None and not self.shutdown.requested:
                         end_marker = asyncio.create_task(self._put_end_marker())
-                    elif task is labelling and not self.shutdown.requested:
-                        self._labelling_ended_early()
         finally:
             for task in (publisher, end_marker):
                 if task is not None:
                     task.cancel()
             self._publish()
-        stopped = self.shutdown.requested
-        complete = error is None and not stopped and self.state.get().finalize_complete
-        if complete and self.pool is not None and self._all_labelled():
-            self.state.update(labelling_complete=True, labelling_completed_at=time.time())
-        phase = "stopped" if stopped or error else self.state.get().phase
-        self.progress.update(phase=phase)
-        return Outcome(error, stopped)
+        ended = self.pool.snapshot().stop_reason if self.pool is not None else None
+        return Outcome(error, self.shutdown.requested, ended)
 
     async def _put_end_marker(self) -> None:
         await self.queue.put(None)
         self._end_marker_queued = 1
 
-    def _all_labelled(self) -> bool:
-        assert self.pool is not None
-        snap = self.pool.snapshot()
-        alive = self.progress.snapshot().alive_total
-        return snap.stop_reason == "done" and alive is not None and snap.done >= alive
-
     def _labelling_ended_early(self) -> None:
-        """The pool stopped on its own (budget reached) while finalize may still be running."""
+        """The pool stopped on its own (done, budget, fatal) while the feeder may still run."""
         self._no_consumer.set()
         reason = self.pool.snapshot().stop_reason if self.pool is not None else None
         if reason not in (None, "done"):
-            message = f"labelling stopped: {reason}; the rest is labelled on the next start"
+            message = f"labelling stopped: {reason}"
+            if reason == "budget":
+                message += "; the rest is labelled on the next start"
             log.warning(message)
             self.progress.update(last_error=message)
 

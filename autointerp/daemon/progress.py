@@ -48,6 +48,8 @@ class View:
     """A consistent copy of everything on the dashboard at one moment."""
 
     run_id: str = ""
+    run_dir: str = ""
+    """Absolute path of the run directory (where the results are, and what `status` takes)."""
     source: str = ""
     device: str = ""
     labeller: str = ""
@@ -70,6 +72,8 @@ class View:
     queue_depth: int = 0
     labelling: LabellingView | None = None
     last_error: str | None = None
+    end_note: str | None = None
+    """A last line for the summary: how to resume, or what to do next."""
     now: float = 0.0
 
     @property

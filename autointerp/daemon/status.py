@@ -1,40 +1,18 @@
-"""`autointerp status <run>`: a run's phase, progress, counts and cost, read from its files only.
+"""A run's phase, progress, counts and cost, read from its files only (`autointerp status`).
 
 Takes no lock and writes nothing (not even the log), so it is safe while a daemon works on the
-run: it reads the lock file's pid and asks the kernel whether that process is alive.
+run. A running daemon's live position comes from `progress.json`; the checkpointed position is
+what a restart would resume from.
 """
 
 from __future__ import annotations
 
-import argparse
-import logging
-import os
-from pathlib import Path
+import time
 
 import msgspec
 
-from autointerp.daemon.config import HarvestConfig
-from autointerp.daemon.run_state import RunState
-from autointerp.errors import UserError
-from autointerp.store import RunDir, data_dir_from, iter_jsonl, read_json
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "run", help="run directory, or a run id under --data-dir / $AUTOINTERP_DATA_DIR"
-    )
-    parser.add_argument("--data-dir", help="where run directories live")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-
-
-class _Component(msgspec.Struct):
-    component_key: str
-    firing_count: int = 0
-
-
-class _Result(msgspec.Struct):
-    component_key: str
-    cost_usd: float = 0.0
+from autointerp.schemas import LiveProgress
+from autointerp.store import RunDir, RunReader
 
 
 class RunStatus(msgspec.Struct):
@@ -43,6 +21,7 @@ class RunStatus(msgspec.Struct):
     daemon_pid: int | None
     n_batches: int
     batches_done: int
+    """Checkpointed: where a restart resumes."""
     n_tokens: int
     components_written: int
     components_total: int
@@ -53,101 +32,68 @@ class RunStatus(msgspec.Struct):
     cost_usd: float
     resumed_from: list[int]
     last_checkpoint_at: float | None
-
-
-def resolve_run(text: str, data_dir: str | None) -> RunDir:
-    path = Path(text).expanduser()
-    candidates = [path, data_dir_from(data_dir) / text]
-    for candidate in candidates:
-        if (candidate / "harvest").is_dir():
-            return RunDir(candidate)
-    raise UserError(
-        f"no run directory at {text!r} (looked in {', '.join(str(c) for c in candidates)}); "
-        "give the run directory or its run id"
-    )
-
-
-def running_pid(run: RunDir) -> int | None:
-    """The pid recorded by the daemon holding the run lock, if that process is alive."""
-    try:
-        pid = int(run.lock_path.read_text().strip() or 0)
-    except (OSError, ValueError):
-        return None
-    if pid <= 0:
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        return pid
-    return pid
+    live: LiveProgress | None = None
+    """What the running process reported a few seconds ago (None: none running)."""
 
 
 def collect(run: RunDir) -> RunStatus:
-    state = read_json(run.state_path, RunState) if run.state_path.exists() else RunState()
-    config = read_json(run.config_path, HarvestConfig) if run.config_path.exists() else None
-    written = alive = 0
-    alive_keys: set[str] = set()
-    for c in iter_jsonl(run.components_path, _Component):
-        written += 1
-        if c.firing_count > 0:
-            alive += 1
-            alive_keys.add(c.component_key)
-    labelled: set[str] = set()
-    cost = 0.0
-    for r in iter_jsonl(run.results_path, _Result):
-        if r.component_key not in labelled:
-            labelled.add(r.component_key)
-            cost += r.cost_usd
-    failed = {f.component_key for f in iter_jsonl(run.failures_path, _Component)} - labelled
+    reader = RunReader(run)
+    state = reader.state()
+    config = reader.config()
+    counts = reader.component_counts()
+    ledger = reader.results()
+    failures, _ = reader.failures()
+    failed = set(failures) - ledger.labelled
     total = sum(c for _, c in config.layout) if config else state.n_components
-    remaining = len(alive_keys - labelled)
+    remaining = len(set(counts.alive_keys) - ledger.labelled)
     phase = state.phase
     if phase == "label" and remaining == 0 and not failed:
         phase = "done"  # labelled by `autointerp interpret`, or by a start that was then stopped
     return RunStatus(
-        run_dir=str(run.root),
+        run_dir=str(run.root.absolute()),
         phase=phase,
-        daemon_pid=running_pid(run),
+        daemon_pid=reader.daemon_pid(),
         n_batches=config.n_batches if config else state.n_batches,
         batches_done=state.batches_done,
         n_tokens=state.n_tokens,
-        components_written=written,
+        components_written=counts.written,
         components_total=total,
-        alive=alive,
-        labelled=len(labelled),
+        alive=counts.alive,
+        labelled=len(ledger.labelled),
         failed=len(failed),
         remaining=remaining,
-        cost_usd=cost,
+        cost_usd=ledger.cost_usd,
         resumed_from=[s.batches_done for s in state.starts],
         last_checkpoint_at=state.last_checkpoint_at,
+        live=reader.live_progress(),
     )
 
 
-def describe(s: RunStatus) -> str:
+def describe(s: RunStatus, now: float | None = None) -> str:
+    now = time.time() if now is None else now
     daemon = f"running (pid {s.daemon_pid})" if s.daemon_pid else "not running"
+    live = s.live
+    phase = live.phase if live is not None else s.phase
+    harvest = f"{s.batches_done}/{s.n_batches} batches checkpointed, {s.n_tokens:,} tokens"
+    if live is not None and live.batches_done != s.batches_done:
+        harvest = (
+            f"{live.batches_done}/{live.n_batches} batches now "
+            f"({s.batches_done} checkpointed), {live.n_tokens:,} tokens"
+        )
+    if live is not None and live.tokens_per_second > 0:
+        harvest += f", {live.tokens_per_second:,.0f} tok/s"
     lines = [
         f"run        {s.run_dir}",
-        f"phase      {s.phase}  (daemon {daemon})",
-        f"harvest    {s.batches_done}/{s.n_batches} batches checkpointed, {s.n_tokens:,} tokens",
+        f"phase      {phase}  (daemon {daemon})",
+        f"harvest    {harvest}",
         f"finalize   {s.components_written}/{s.components_total} components, {s.alive} alive",
         f"labelling  {s.labelled} labelled, {s.failed} failed, {s.remaining} remaining"
-        + (" (of those finalized)" if s.phase in ("harvest", "finalize") else ""),
+        + (" (of those finalized)" if phase in ("harvest", "finalize") else ""),
         f"cost       ${s.cost_usd:,.4f}",
         f"starts     {len(s.resumed_from)} (resumed at batch "
         + ", ".join(map(str, s.resumed_from))
         + ")",
     ]
+    if live is not None:
+        lines.append(f"live       as of {max(0.0, now - live.updated_at):.0f} s ago")
     return "\n".join(lines)
-
-
-def run(args: argparse.Namespace) -> int:
-    # A running daemon may be mid-append: a partial last line is expected here, not a crash.
-    logging.getLogger("autointerp.store").setLevel(logging.ERROR)
-    status = collect(resolve_run(args.run, args.data_dir))
-    if args.json:
-        print(msgspec.json.encode(status).decode())
-    else:
-        print(describe(status))
-    return 0

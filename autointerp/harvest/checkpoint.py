@@ -21,8 +21,8 @@ import msgspec
 import torch
 
 from autointerp.errors import UserError
+from autointerp.files import fsync_dir, write_json_atomic
 from autointerp.harvest.harvester import Harvester
-from autointerp.store import fsync_dir, write_json_atomic
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,8 @@ import time
 from collections import Counter
 
 from autointerp.interpret import untrusted
-from autointerp.interpret.base import Labeller, LabellerStats
+from autointerp.interpret.base import Labeller
+from autointerp.interpret.llm.stats import ClientStats
 from autointerp.schemas import (
     PAD_TOKEN,
     ArchitectureInfo,
@@ -128,6 +129,8 @@ def offline_label(component: ComponentData) -> tuple[str, Confidence, str]:
 class OfflineLabeller(Labeller):
     name = "offline"
     model = "offline"
+    max_concurrent = 1
+    """Labels are computed, not awaited: one worker is enough."""
 
     def __init__(self) -> None:
         self._done = 0
@@ -148,5 +151,5 @@ class OfflineLabeller(Labeller):
             timestamp=time.time(),
         )
 
-    def stats(self) -> LabellerStats:
-        return LabellerStats(requests=self._done)
+    def stats(self) -> ClientStats:
+        return ClientStats(requests=self._done)

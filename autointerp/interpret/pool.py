@@ -13,11 +13,13 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Iterable
 
 import msgspec
 
-from autointerp.interpret.base import FatalLabellerError, LabelError, Labeller, LabellerStats
+from autointerp.files import JsonlAppender, encode_line, write_bytes_atomic
+from autointerp.interpret.base import Labeller
+from autointerp.interpret.llm.errors import FatalAPIError, RequestFailed
+from autointerp.interpret.llm.stats import ClientStats
 from autointerp.schemas import (
     ArchitectureInfo,
     ComponentData,
@@ -25,7 +27,7 @@ from autointerp.schemas import (
     InterpretationResult,
     LabelFailure,
 )
-from autointerp.store import JsonlAppender, RunDir, encode_line, iter_jsonl, write_bytes_atomic
+from autointerp.store import RunDir, RunReader
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +60,7 @@ class PoolSnapshot(msgspec.Struct):
     stop_reason: str | None
     """None while running; "done", "stopped", "budget" or "fatal: <message>" once it ended."""
     recent: list[RecentLabel]
-    labeller: LabellerStats
+    labeller: ClientStats
     labeller_name: str
     model: str
     started_at: float | None
@@ -67,47 +69,34 @@ class PoolSnapshot(msgspec.Struct):
     labels_per_minute: float
 
 
-class _Recorded(msgspec.Struct):
-    """The fields of a result the pool needs on start (the rest is not decoded)."""
-
-    component_key: str
-    cost_usd: float = 0.0
-    cost_known: bool = True
-
-
 def is_dead(component: ComponentData) -> bool:
     """Never fired, so nothing to label (a record with examples but no `firing_count` is alive)."""
     return component.firing_count == 0 and not component.activation_examples
 
 
 class LabellingPool:
+    """Workers (as many as the labeller's `max_concurrent`) that drain a queue of components."""
+
     def __init__(
         self,
         labeller: Labeller,
         architecture: ArchitectureInfo,
         run: RunDir,
         *,
-        max_concurrent: int = 8,
         budget_usd: float | None = None,
         retry_failed: bool = True,
     ) -> None:
-        if max_concurrent < 1:
-            raise ValueError("max_concurrent must be at least 1")
         self.labeller = labeller
         self.architecture = architecture
         self.run_dir = run
-        self.max_concurrent = max_concurrent
+        self.workers = max(1, labeller.max_concurrent)
         self.budget_usd = budget_usd
         self.retry_failed = retry_failed
 
-        self._labelled: set[str] = set()
-        self._prior_cost = 0.0
-        self._prior_cost_known = True
-        for rec in iter_jsonl(run.results_path, _Recorded):
-            if rec.component_key not in self._labelled:
-                self._labelled.add(rec.component_key)
-                self._prior_cost += rec.cost_usd
-                self._prior_cost_known &= rec.cost_known
+        ledger = RunReader(run).results()
+        self._labelled = ledger.labelled
+        self._prior_cost = ledger.cost_usd
+        self._prior_cost_known = ledger.cost_known
         self._failed: dict[str, LabelFailure] = {}
         self._earlier_attempts: dict[str, int] = {}
         self._reconcile_failures()
@@ -120,7 +109,7 @@ class LabellingPool:
         self._recent: deque[RecentLabel] = deque(maxlen=RECENT_LABELS)
         self._stop_reason: str | None = None
         self._stopping = asyncio.Event()
-        self._fatal: FatalLabellerError | None = None
+        self._fatal: FatalAPIError | None = None
         self._write_lock = asyncio.Lock()
         self._writes: set[asyncio.Future[None]] = set()
         self._started_at: float | None = None
@@ -133,11 +122,7 @@ class LabellingPool:
         path = self.run_dir.failures_path
         if not path.exists():
             return
-        lines = 0
-        latest: dict[str, LabelFailure] = {}
-        for failure in iter_jsonl(path, LabelFailure):
-            lines += 1
-            latest[failure.component_key] = failure
+        latest, lines = RunReader(self.run_dir).failures()
         self._earlier_attempts = {k: f.attempts for k, f in latest.items()}
         keep = {} if self.retry_failed else latest
         keep = {k: f for k, f in keep.items() if k not in self._labelled}
@@ -153,19 +138,11 @@ class LabellingPool:
         self._failed = dict(keep)
 
     # ---- queries
-    @property
-    def failed_keys(self) -> set[str]:
-        return set(self._failed)
-
     def is_pending(self, key: str) -> bool:
         """Neither labelled nor (when failures are not retried) failed."""
         if key in self._labelled:
             return False
         return self.retry_failed or key not in self._failed
-
-    def pending_keys(self, keys: Iterable[str]) -> list[str]:
-        """Those of `keys` this pool would still label, in order."""
-        return [k for k in keys if self.is_pending(k)]
 
     def cost_usd(self) -> float:
         return self._prior_cost + self.labeller.stats().cost_usd
@@ -183,7 +160,7 @@ class LabellingPool:
             skipped=self._skipped,
             skipped_dead=self._skipped_dead,
             in_flight=self._in_flight,
-            concurrency_limit=stats.concurrency_limit or self.max_concurrent,
+            concurrency_limit=stats.concurrency_limit or self.workers,
             cost_usd=self._prior_cost + stats.cost_usd,
             cost_known=self._prior_cost_known and stats.cost_known,
             budget_usd=self.budget_usd,
@@ -212,7 +189,7 @@ class LabellingPool:
         try:
             workers = [
                 asyncio.create_task(self._worker(queue, results, failures))
-                for _ in range(self.max_concurrent)
+                for _ in range(self.workers)
             ]
             try:
                 await asyncio.gather(*workers)
@@ -290,9 +267,9 @@ class LabellingPool:
             self._in_flight += 1
             try:
                 result = await self.labeller.label(component, self.architecture)
-            except LabelError as e:
+            except RequestFailed as e:
                 await self._record_failure(failures, key, str(e))
-            except FatalLabellerError as e:
+            except FatalAPIError as e:
                 if self._fatal is None:
                     self._fatal = e
                 self.stop(f"fatal: {e}")

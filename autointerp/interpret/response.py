@@ -6,6 +6,7 @@ from typing import Any
 
 import msgspec
 
+from autointerp.interpret.llm.errors import InvalidAnswer
 from autointerp.schemas import Confidence
 
 
@@ -13,10 +14,6 @@ class LabelResponse(msgspec.Struct, forbid_unknown_fields=True):
     label: str
     confidence: Confidence
     reasoning: str
-
-
-class InvalidResponse(ValueError):
-    """The model's text is not a usable `LabelResponse`."""
 
 
 def response_schema() -> dict[str, Any]:
@@ -35,12 +32,12 @@ _decoder = msgspec.json.Decoder(LabelResponse)
 
 
 def parse_response(text: str) -> LabelResponse:
-    """Decode and check the model's answer; raises `InvalidResponse` with a short reason."""
+    """Decode and check the model's answer; raises `InvalidAnswer` with a short reason."""
     try:
         parsed = _decoder.decode(text.strip())
     except (msgspec.DecodeError, msgspec.ValidationError) as e:
-        raise InvalidResponse(f"response is not the label JSON: {e}") from None
+        raise InvalidAnswer(f"response is not the label JSON: {e}") from None
     label = " ".join(parsed.label.split())
     if not label:
-        raise InvalidResponse("response has an empty label")
+        raise InvalidAnswer("response has an empty label")
     return LabelResponse(label=label, confidence=parsed.confidence, reasoning=parsed.reasoning)

@@ -6,7 +6,7 @@ and the daemon see only this.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Protocol
 
 import torch
@@ -29,6 +29,14 @@ class Source(Protocol):
 
     architecture: ArchitectureInfo
     device: torch.device
+
+    harvest_defaults: Mapping[str, int]
+    """Suggested `n_batches` / `batch_size` / `context_length` (any subset; the user's options
+    override them), e.g. the demo's own sizes or an SPD run's `max_seq_len`."""
+
+    max_context: int | None
+    """The most tokens per sequence the model reads (None: no known limit). Checked before
+    anything is written, so that a bad `--context-length` is refused up front."""
 
     def decode(self, token_id: int) -> str:
         """The text of one token id (called once per distinct id)."""

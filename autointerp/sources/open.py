@@ -1,15 +1,15 @@
 """`open_source(spec, ...)`: the one entry point from a source argument to a ready Source.
 
 Blocking (downloads, model loading, tokenizer and dataset loading): the daemon calls it in a worker
-thread, never on the event loop. `add_source_arguments` adds the matching CLI options. torch is
-imported only when a source is opened, so building the CLI parser stays fast.
+thread, never on the event loop. torch is imported only when a source is opened, so building the
+CLI parser stays fast. Options a source would ignore are refused before anything is loaded.
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +32,29 @@ if TYPE_CHECKING:
 TOKEN_INDEX_DIRNAME = ".token-index"
 """Under the cache root: per-dataset token length files that make resuming instant."""
 
-__all__ = ["add_source_arguments", "describe_source_forms", "open_source", "resolve_device"]
+__all__ = ["SourceOptions", "describe_source_forms", "open_source", "resolve_device"]
+
+
+@dataclass(frozen=True)
+class SourceOptions:
+    """Where the model and data come from, as the user gave it."""
+
+    spec: str
+    device: str = "auto"
+    cache_dir: str | None = None
+    dataset: str | None = None
+    tokenizer: str | None = None
+    text_column: str | None = None
+
+    def open(self) -> Source:
+        return open_source(
+            self.spec,
+            device=self.device,
+            cache_dir=self.cache_dir,
+            dataset=self.dataset,
+            tokenizer=self.tokenizer,
+            text_column=self.text_column,
+        )
 
 
 def open_source(
@@ -46,6 +68,16 @@ def open_source(
 ) -> Source:
     """Parse `spec`, fetch what it names (cached wandb files are reused offline) and load it."""
     ref = parse_source(spec)
+    if isinstance(ref, DemoRef | FactoryRef):
+        _refuse_ignored(
+            "the demo" if isinstance(ref, DemoRef) else f"source {spec!r}",
+            {
+                "--cache-dir": cache_dir,
+                "--dataset": dataset,
+                "--tokenizer": tokenizer,
+                "--text-column": text_column,
+            },
+        )
     resolved = resolve_device(device)
     if isinstance(ref, DemoRef):
         demo = importlib.import_module("autointerp.sources.demo")
@@ -74,6 +106,16 @@ def open_source(
         text_column=text_column,
         index_dir=cache_root / TOKEN_INDEX_DIRNAME,
     )
+
+
+def _refuse_ignored(what: str, given: dict[str, object]) -> None:
+    """A UserError naming the options this source would silently ignore."""
+    ignored = [name for name, value in given.items() if value is not None]
+    if ignored:
+        raise UserError(
+            f"{', '.join(ignored)} cannot be used with {what}: it brings its own model and "
+            "data (these options apply to SPD runs)"
+        )
 
 
 def _open_factory(ref: FactoryRef, device: torch.device) -> Any:
@@ -114,36 +156,3 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
             raise UserError("--device mps: MPS is not available here (use --device cpu)")
         return torch.device("mps")
     raise UserError(f"--device {device!r} is not one of auto, cpu, cuda, cuda:N, mps")
-
-
-def add_source_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options that choose where the model and data come from (the source itself is positional
-    in each command)."""
-    group = parser.add_argument_group("source")
-    group.add_argument(
-        "--cache-dir",
-        default=None,
-        help="where wandb run files (reused without network) and token length indexes (for "
-        "instant resume) are cached (default ~/.cache/autointerp/wandb)",
-    )
-    group.add_argument(
-        "--dataset",
-        default=None,
-        help="data to stream instead of the run's own dataset: a .txt (one document per line, "
-        "or blank-line separated), .jsonl or .parquet file, or a HuggingFace dataset name",
-    )
-    group.add_argument(
-        "--tokenizer",
-        default=None,
-        help="HuggingFace tokenizer name or local directory (default: the run's tokenizer)",
-    )
-    group.add_argument(
-        "--text-column",
-        default=None,
-        help="the dataset's text column (default: the run's column, else 'text' or 'story')",
-    )
-    group.add_argument(
-        "--device",
-        default="auto",
-        help="auto (cuda when available, else cpu), cpu, cuda, cuda:N or mps",
-    )

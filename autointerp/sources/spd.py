@@ -33,6 +33,7 @@ from autointerp.sources.spd_model import (
     embedding_rows,
     import_spd,
     load_component_model,
+    max_positions,
     module_layout,
 )
 from autointerp.sources.tokenizers import TextTokenizer, load_hf_tokenizer
@@ -74,6 +75,7 @@ class SPDSource:
         self.vocab_size = embedding_rows(model.target_model)
         self.harvest_defaults = {"context_length": settings.context_length}
         """Suggested harvest sizes (the daemon's options override them): the run's `max_seq_len`."""
+        self.max_context = max_positions(model.target_model)
         paths = [p for p, _ in self.layout]
         counts = [c for _, c in self.layout]
         dataset_name = settings.dataset

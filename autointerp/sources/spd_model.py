@@ -100,6 +100,16 @@ def embedding_rows(target_model: nn.Module) -> int:
     raise UserError("cannot find the target model's input embedding to read the vocab size")
 
 
+def max_positions(target_model: nn.Module) -> int | None:
+    """The most positions the target model reads, from its config (None when it says nothing)."""
+    config = getattr(target_model, "config", None)
+    for name in ("max_position_embeddings", "n_positions", "n_ctx", "block_size"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
 def count_layers(target_model: nn.Module, module_paths: list[str]) -> int:
     """Transformer blocks: from the model's config when it has one, else from the module paths."""
     config = getattr(target_model, "config", None)

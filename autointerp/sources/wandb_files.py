@@ -20,8 +20,8 @@ from typing import Any
 import msgspec
 
 from autointerp.errors import UserError
+from autointerp.files import read_json, write_json_atomic
 from autointerp.sources.paths import CONFIG_FILENAME, WandbRunRef, latest_checkpoint_name
-from autointerp.store import read_json, write_json_atomic
 
 log = logging.getLogger(__name__)
 

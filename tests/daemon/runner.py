@@ -10,9 +10,9 @@ from pathlib import Path
 import msgspec
 
 from autointerp.cli import main
-from autointerp.daemon.run_state import RunState
-from autointerp.schemas import ComponentData, InterpretationResult
-from autointerp.store import RunDir, read_json, read_jsonl
+from autointerp.files import read_json, read_jsonl
+from autointerp.schemas import ComponentData, InterpretationResult, RunState
+from autointerp.store import RunDir
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = "py:tests.daemon.tiny_source:make"

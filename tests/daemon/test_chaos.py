@@ -20,9 +20,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from autointerp.daemon.run_state import RunState
-from autointerp.schemas import ComponentData, InterpretationResult
-from autointerp.store import RunDir, read_jsonl
+from autointerp.files import read_jsonl
+from autointerp.schemas import ComponentData, InterpretationResult, RunState
+from autointerp.store import RunDir
 from tests.daemon.runner import child_env, component_bytes, run_inprocess, spawn, tiny_run
 
 N_BATCHES = 30

@@ -8,9 +8,9 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from autointerp.daemon.run_state import RunState
-from autointerp.schemas import ComponentData, InterpretationResult
-from autointerp.store import RunDir, read_json, read_jsonl
+from autointerp.files import read_json, read_jsonl
+from autointerp.schemas import ComponentData, InterpretationResult, RunState
+from autointerp.store import RunDir
 from tests.daemon.runner import REPO, child_env
 
 # What the `autointerp-daemon` console script runs.

@@ -8,9 +8,9 @@ import msgspec
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autointerp.daemon.config import IGNORED_FIELDS, HarvestConfig, config_differences
 from autointerp.daemon.dashboard import clean
-from autointerp.schemas import ArchitectureInfo
+from autointerp.harvest.config import IGNORED_FIELDS, config_differences
+from autointerp.schemas import ArchitectureInfo, HarvestConfig
 
 BASE = HarvestConfig(
     run_id="r",

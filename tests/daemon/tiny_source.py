@@ -51,6 +51,7 @@ class TinySource:
         self.vocab_size = VOCAB
         self.device = torch.device(device)
         self.harvest_defaults = dict(DEFAULTS)
+        self.max_context: int | None = None
         self.step_delay = step_delay
         self.decode_delay = decode_delay
         self._n_data_batches = n_data_batches

@@ -121,6 +121,7 @@ class FakeMessagesServer:
         slow_s: float = 2.0,
         answer: Callable[[dict[str, Any]], str] = default_answer,
         model: str | None = None,
+        keep_alive: bool = True,
     ) -> None:
         fixed = float(latency) if not callable(latency) else 0.0
         self._script = _Script(
@@ -135,6 +136,8 @@ class FakeMessagesServer:
         self.slow_s = slow_s
         self.answer = answer
         self.model = model
+        self.keep_alive = keep_alive
+        """False: every answer closes its connection, so each request connects anew."""
         self.requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
@@ -290,6 +293,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("request-id", f"req_fake{len(self.fake.requests):06d}")
         for name, value in (headers or {}).items():
             self.send_header(name, value)
+        if not self.fake.keep_alive:
+            self.send_header("connection", "close")
+            self.close_connection = True
         self.end_headers()
         try:
             self.wfile.write(payload)

@@ -1,25 +1,14 @@
-"""`python -m tests.interpret.interpret_cli <args>`: `autointerp interpret <args>` on its own.
+"""`python -m tests.interpret.interpret_cli <args>`: `autointerp interpret <args>`.
 
-Goes through `cli._run` (so UserError handling and exit codes are the real ones) without building
-the parsers of the other commands, which live in other packages.
+The real CLI entry point (its argument parsing, UserError handling and exit codes), kept as a
+module so the labelling tests need no installed console script.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from autointerp import cli
-from autointerp.interpret import command
-
-
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="autointerp interpret")
-    command.add_arguments(parser)
-    args = parser.parse_args(argv)
-    args._module = command.__name__
-    return cli._run(args)
-
+from autointerp.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main(["interpret", *sys.argv[1:]]))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from autointerp.files import encode_line, write_json_atomic
 from autointerp.schemas import ArchitectureInfo, ComponentData
-from autointerp.store import RunDir, encode_line, write_json_atomic
+from autointerp.store import RunDir
 from tests.interpret.samples import ARCH, component
 
 

@@ -10,11 +10,14 @@ from typing import Any
 import pytest
 
 from autointerp.errors import UserError
-from autointerp.interpret.base import FatalLabellerError, LabelError
-from autointerp.interpret.claude import ClaudeLabeller, RetryPolicy
-from autointerp.interpret.ratelimit import RateLimits
+from autointerp.interpret.labeller import ModelLabeller
+from autointerp.interpret.llm.anthropic import AnthropicProvider
+from autointerp.interpret.llm.errors import FatalAPIError, RequestFailed
+from autointerp.interpret.llm.ratelimit import RateLimits
+from autointerp.interpret.llm.retry import RetryPolicy
 from tests.interpret.clocks import ScaledClock
 from tests.interpret.fake_api import CONTENT_FAULTS, TRANSIENT_FAULTS, FakeMessagesServer, Fault
+from tests.interpret.labellers import claude_labeller
 from tests.interpret.samples import ARCH, component
 
 SECRET = "sk-ant-test-Zq81-never-print-me"
@@ -26,10 +29,10 @@ def api_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
 
 
-def make_labeller(srv: FakeMessagesServer, **kwargs: Any) -> ClaudeLabeller:
+def make_labeller(srv: FakeMessagesServer, **kwargs: Any) -> ModelLabeller:
     kwargs.setdefault("retry", FAST)
     kwargs.setdefault("timeout", 5.0)
-    return ClaudeLabeller(base_url=srv.base_url, seed=0, _strict_response_validation=True, **kwargs)
+    return claude_labeller(srv.base_url, seed=0, **kwargs)
 
 
 async def label_one(srv: FakeMessagesServer, **kwargs: Any) -> Any:
@@ -89,7 +92,7 @@ async def test_unusable_answers_are_retried_a_bounded_number_of_times(fault: Fau
     assert result.input_tokens == 2 * clean.input_tokens
     assert result.cost_usd > clean.cost_usd
     with FakeMessagesServer(faults=[fault] * 10) as srv:
-        with pytest.raises(LabelError) as err:
+        with pytest.raises(RequestFailed) as err:
             await label_one(srv)
         assert len(srv.requests) == FAST.max_content_attempts
     assert "after 3 tries" in str(err.value)
@@ -97,7 +100,7 @@ async def test_unusable_answers_are_retried_a_bounded_number_of_times(fault: Fau
 
 async def test_persistent_transient_faults_give_up_with_a_label_error() -> None:
     with FakeMessagesServer(faults=[Fault.SERVER_ERROR] * 10) as srv:
-        with pytest.raises(LabelError, match="gave up after 4 attempts: HTTP 500"):
+        with pytest.raises(RequestFailed, match="gave up after 4 attempts: HTTP 500"):
             await label_one(srv)
         assert len(srv.requests) == FAST.max_attempts
 
@@ -116,7 +119,7 @@ async def test_fatal_errors_stop_at_once_and_never_show_the_key(
     caplog.set_level(logging.DEBUG)
     with FakeMessagesServer(faults=[fault] * 5) as srv:
         labeller = make_labeller(srv)
-        with pytest.raises(FatalLabellerError) as err:
+        with pytest.raises(FatalAPIError) as err:
             await labeller.label(component(), ARCH)
         stats = labeller.stats()
         await labeller.aclose()
@@ -132,7 +135,7 @@ def test_a_missing_key_is_a_user_error_naming_the_variable(
 ) -> None:
     monkeypatch.delenv("ANTHROPIC_API_KEY")
     with pytest.raises(UserError, match=r"ANTHROPIC_API_KEY.*--labeller offline"):
-        ClaudeLabeller()
+        AnthropicProvider()
 
 
 async def test_retry_after_pauses_every_worker() -> None:
@@ -205,7 +208,7 @@ async def test_unknown_model_cost_is_reported_unknown() -> None:
 async def test_base_url_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     with FakeMessagesServer() as srv:
         monkeypatch.setenv("ANTHROPIC_BASE_URL", srv.base_url)
-        labeller = ClaudeLabeller(retry=FAST)
+        labeller = claude_labeller(None, retry=FAST, strict=False)
         await labeller.label(component(), ARCH)
         await labeller.aclose()
         assert len(srv.requests) == 1

@@ -7,8 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from autointerp.files import read_jsonl
 from autointerp.schemas import InterpretationResult
-from autointerp.store import RunLock, read_jsonl
+from autointerp.store import RunLock
 from tests.interpret.fake_api import FakeMessagesServer, Fault
 from tests.interpret.runs import components, make_run
 

@@ -11,18 +11,22 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from autointerp.interpret.base import FatalLabellerError, Labeller
-from autointerp.interpret.claude import ClaudeLabeller, RetryPolicy
+from autointerp.files import read_jsonl
+from autointerp.interpret.base import Labeller
+from autointerp.interpret.labeller import ModelLabeller
+from autointerp.interpret.llm.errors import FatalAPIError
+from autointerp.interpret.llm.retry import RetryPolicy
 from autointerp.interpret.offline import OfflineLabeller
 from autointerp.interpret.pool import LabellingPool
 from autointerp.schemas import ComponentData, InterpretationResult, LabelFailure
-from autointerp.store import RunDir, read_jsonl
+from autointerp.store import RunDir
 from tests.interpret.fake_api import (
     CONTENT_FAULTS,
     TRANSIENT_FAULTS,
     FakeMessagesServer,
     Fault,
 )
+from tests.interpret.labellers import claude_labeller
 from tests.interpret.runs import components, make_run
 from tests.interpret.samples import ARCH
 
@@ -35,16 +39,10 @@ def api_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
 
 
-def claude(srv: FakeMessagesServer, **kwargs: Any) -> ClaudeLabeller:
+def claude(srv: FakeMessagesServer, **kwargs: Any) -> ModelLabeller:
     kwargs.setdefault("retry", FEW_RETRIES)
     kwargs.setdefault("timeout", 0.25)
-    return ClaudeLabeller(
-        base_url=srv.base_url,
-        seed=1,
-        overload_cooldown_s=0.0,
-        _strict_response_validation=True,
-        **kwargs,
-    )
+    return claude_labeller(srv.base_url, seed=1, overload_cooldown_s=0.0, **kwargs)
 
 
 async def run_pool(
@@ -79,7 +77,7 @@ async def test_faults_leave_each_component_in_exactly_one_file_and_restart_pays_
     run = make_run(tmp_path, comps)
     kinds = [k for k in TRANSIENT_FAULTS + CONTENT_FAULTS if k is not Fault.SLOW]
     with FakeMessagesServer(fault_rate=0.3, fault_kinds=[*kinds, Fault.SLOW], slow_s=0.4) as srv:
-        pool = await run_pool(run, claude(srv), comps, max_concurrent=6)
+        pool = await run_pool(run, claude(srv, max_concurrent=6), comps)
         faulted = sum(o != "ok" for o in srv.outcomes())
     results, failures = files(run)
     assert faulted >= 0.15 * len(srv.requests)  # 30% drawn at random
@@ -93,7 +91,7 @@ async def test_faults_leave_each_component_in_exactly_one_file_and_restart_pays_
 
     # Restart against a healthy server: only the failures are requested, each once.
     with FakeMessagesServer() as srv:
-        pool = await run_pool(run, claude(srv), comps, max_concurrent=6)
+        pool = await run_pool(run, claude(srv, max_concurrent=6), comps)
         assert Counter(srv.keys_requested()) == Counter(failures)
     results_after, failures_after = files(run)
     assert failures_after == []
@@ -110,11 +108,11 @@ async def test_failures_stay_failed_without_retry(tmp_path: Path) -> None:
     comps = components(6)
     run = make_run(tmp_path, comps)
     with FakeMessagesServer(faults=[Fault.SERVER_ERROR] * 4) as srv:
-        await run_pool(run, claude(srv), comps[:2], max_concurrent=2)
+        await run_pool(run, claude(srv, max_concurrent=2), comps[:2])
     _, failed = files(run)
     assert sorted(failed) == sorted(c.component_key for c in comps[:2])
     with FakeMessagesServer(faults=[Fault.SERVER_ERROR] * 4) as srv:  # fails again: 2nd run
-        await run_pool(run, claude(srv), comps[:2], max_concurrent=2)
+        await run_pool(run, claude(srv, max_concurrent=2), comps[:2])
     again, _ = read_jsonl(run.failures_path, LabelFailure)
     assert [f.attempts for f in again] == [2, 2]
     before = run.failures_path.read_bytes()
@@ -132,16 +130,17 @@ async def test_a_failure_that_already_has_a_result_is_dropped_on_start(tmp_path:
     key = comps[0].component_key
     stale = LabelFailure(component_key=key, reason="old", attempts=1)
     other = LabelFailure(component_key=comps[1].component_key, reason="old", attempts=1)
-    from autointerp.store import JsonlAppender
+    from autointerp.files import JsonlAppender
 
     with JsonlAppender(run.failures_path) as out:
         out.append(stale)
         out.append(other)
         out.append(other)  # a repeat
     pool = LabellingPool(OfflineLabeller(), ARCH, run, retry_failed=False)
-    assert pool.failed_keys == {comps[1].component_key}
+    keys, labelled = [c.component_key for c in comps], {key}
+    assert {k for k in keys if not pool.is_pending(k)} - labelled == {comps[1].component_key}
     assert files(run)[1] == [comps[1].component_key]
-    assert pool.pending_keys(c.component_key for c in comps) == [comps[2].component_key]
+    assert [k for k in keys if pool.is_pending(k)] == [comps[2].component_key]
 
 
 async def test_torn_last_result_line_is_tolerated_and_relabelled(tmp_path: Path) -> None:
@@ -176,7 +175,7 @@ async def test_budget_stops_new_requests_and_run_returns(tmp_path: Path) -> None
         one = await probe.label(comps[0], ARCH)  # what each later request costs (cache read)
         await probe.aclose()
         budget = one.cost_usd * 5.5
-        pool = await run_pool(run, claude(srv), comps, max_concurrent=2, budget_usd=budget)
+        pool = await run_pool(run, claude(srv, max_concurrent=2), comps, budget_usd=budget)
         sent = len(srv.requests) - 2
     results, failures = files(run)
     snap = pool.snapshot()
@@ -195,8 +194,8 @@ async def test_fatal_error_stops_the_pool_and_is_raised(tmp_path: Path) -> None:
     comps = components(30)
     run = make_run(tmp_path, comps)
     with FakeMessagesServer(faults=[Fault.AUTH] * 100, latency=0.01) as srv:
-        with pytest.raises(FatalLabellerError, match="rejected the key"):
-            await run_pool(run, claude(srv), comps, max_concurrent=4)
+        with pytest.raises(FatalAPIError, match="rejected the key"):
+            await run_pool(run, claude(srv, max_concurrent=4), comps)
         assert len(srv.requests) <= 4
     assert files(run) == ([], [])
     for path in run.root.rglob("*"):
@@ -210,7 +209,7 @@ async def test_stop_lets_in_flight_work_finish_and_be_recorded(tmp_path: Path) -
     with FakeMessagesServer(latency=0.05) as srv:
         # A generous timeout: on a starved CPU a 0.25 s timeout retries a request, and the
         # server would see that key twice; timeouts are not what this test is about.
-        pool = LabellingPool(claude(srv, timeout=5.0), ARCH, run, max_concurrent=4)
+        pool = LabellingPool(claude(srv, timeout=5.0, max_concurrent=4), ARCH, run)
         queue: asyncio.Queue[ComponentData | None] = asyncio.Queue()
         for c in comps:
             queue.put_nowait(c)
@@ -234,7 +233,7 @@ async def test_cancelling_the_run_leaves_whole_lines_and_a_clean_restart(tmp_pat
     run = make_run(tmp_path, comps)
     with FakeMessagesServer(latency=0.03) as srv:
         labeller = claude(srv)
-        pool = LabellingPool(labeller, ARCH, run, max_concurrent=8)
+        pool = LabellingPool(labeller, ARCH, run)
         queue: asyncio.Queue[ComponentData | None] = asyncio.Queue()
         for c in [*comps, None]:
             queue.put_nowait(c)
@@ -287,13 +286,13 @@ def test_any_fault_script_keeps_the_invariant_and_restart_only_retries_failures(
 
     async def scenario() -> None:
         with FakeMessagesServer(faults=script) as srv:
-            await run_pool(run, claude(srv), comps, max_concurrent=concurrency)
+            await run_pool(run, claude(srv, max_concurrent=concurrency), comps)
         results, failures = files(run)
         assert len(results) == len(set(results)) and len(failures) == len(set(failures))
         assert not set(results) & set(failures)
         assert set(results) | set(failures) == alive_keys(comps)
         with FakeMessagesServer() as srv:
-            await run_pool(run, claude(srv), comps, max_concurrent=concurrency)
+            await run_pool(run, claude(srv, max_concurrent=concurrency), comps)
             assert Counter(srv.keys_requested()) == Counter(failures)
         assert sorted(files(run)[0]) == sorted(alive_keys(comps))
 

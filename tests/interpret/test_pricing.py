@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from autointerp.interpret.pricing import Usage, cost_of, price_of
+from autointerp.interpret.llm.pricing import Usage, cost_of, price_of
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import asyncio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autointerp.interpret.ratelimit import (
+from autointerp.interpret.llm.ratelimit import (
     AdaptiveConcurrency,
     MonotonicClock,
     RateLimiter,

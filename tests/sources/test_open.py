@@ -11,13 +11,9 @@ from typing import Any
 import pytest
 import torch
 
+from autointerp.commands.arguments import add_source_arguments
 from autointerp.errors import UserError
-from autointerp.sources.open import (
-    add_source_arguments,
-    describe_source_forms,
-    open_source,
-    resolve_device,
-)
+from autointerp.sources.open import describe_source_forms, open_source, resolve_device
 from tests.sources import factory
 
 
@@ -90,7 +86,7 @@ def test_source_arguments() -> None:
 def test_cli_options_import_neither_torch_nor_spd() -> None:
     code = (
         "import sys, argparse\n"
-        "from autointerp.sources.open import add_source_arguments\n"
+        "from autointerp.commands.arguments import add_source_arguments\n"
         "add_source_arguments(argparse.ArgumentParser())\n"
         "from autointerp.sources.paths import parse_source\n"
         "parse_source('goodfire/spd/abcd1234')\n"

@@ -77,12 +77,17 @@ def cost_usd(price: Price, usage: Usage) -> float:
 _warned: set[str] = set()
 
 
+def warn_unknown_price(model: str) -> None:
+    """Say once per model that its cost is unknown (reported as such, never as $0)."""
+    if model not in _warned:
+        _warned.add(model)
+        log.warning("no price known for model %r: its cost is reported as unknown", model)
+
+
 def cost_of(model: str, usage: Usage) -> float | None:
     """Cost of `usage` on `model`; None (with one warning per model) when the price is unknown."""
     price = price_of(model)
     if price is None:
-        if model not in _warned:
-            _warned.add(model)
-            log.warning("no price known for model %r: its cost is reported as unknown", model)
+        warn_unknown_price(model)
         return None
     return cost_usd(price, usage)

@@ -12,19 +12,12 @@ from autointerp.sources.demo.source import DemoSource
 from autointerp.sources.demo.weights_file import load_weights, weights_sha256
 
 DEMO_DEFAULTS: dict[str, int] = {"n_batches": 40, "batch_size": 32, "context_length": 64}
-"""Harvest sizes for the demo: 81,920 tokens; the whole demo run took 24 s on 2 CPU cores."""
+"""Harvest sizes for the demo: 81,920 tokens (the whole run takes a few seconds on a CPU)."""
 
 __all__ = ["DEMO_DEFAULTS", "DemoSource", "open_demo_source"]
 
 
-def open_demo_source(
-    device: torch.device | str = "cpu", n_batches_hint: int | None = None
-) -> DemoSource:
-    """Load the shipped weights onto `device`.
-
-    `n_batches_hint` exists for parity with SPD sources; the demo's stream is generated on demand
-    and endless, so it needs no hint.
-    """
-    del n_batches_hint
+def open_demo_source(device: torch.device | str = "cpu") -> DemoSource:
+    """Load the shipped weights onto `device`."""
     model, tokenizer = load_weights()
     return DemoSource(model, tokenizer, torch.device(device), weights_sha256(), DEMO_DEFAULTS)

@@ -45,8 +45,7 @@ class DemoSource:
         self.harvest_defaults = dict(harvest_defaults)
         self.layout: list[tuple[str, int]] = list(model.module_c.items())
         self.vocab_size = model.target.embed_tokens.num_embeddings
-        self.max_context = model.target.cfg.max_context
-        self.default_context_length = self.harvest_defaults["context_length"]
+        self.max_context: int = model.target.cfg.max_context
         counts = [c for _, c in self.layout]
         self.architecture = ArchitectureInfo(
             n_layers=model.target.cfg.n_layers,

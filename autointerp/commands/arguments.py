@@ -1,0 +1,218 @@
+"""Argument types with messages a user can act on, the parser that prints them briefly, and
+the option groups shared by several commands."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
+from typing import NoReturn
+
+from autointerp.daemon.options import (
+    DEFAULT_GRACE_PERIOD_S,
+    DEFAULT_STATUS_EVERY_S,
+    DisplayOptions,
+)
+from autointerp.interpret.llm.defaults import API_KEY_ENV, DEFAULT_MODEL
+from autointerp.interpret.llm.options import (
+    DEFAULT_MAX_CONCURRENT,
+    DEFAULT_TIMEOUT_S,
+    ClientOptions,
+)
+from autointerp.interpret.llm.ratelimit import RateLimits
+from autointerp.interpret.options import LabellerName, LabellingOptions
+
+
+def package_version() -> str:
+    try:
+        return version("autointerp")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
+class Parser(argparse.ArgumentParser):
+    """An error is two lines (what is wrong, where the help is), not the whole usage first."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        sys.stderr.write(f"(see '{self.prog} --help' for the options)\n")
+        sys.exit(2)
+
+
+def whole_number(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    parse.__name__ = "whole number"
+    return parse
+
+
+def number(*, above: float | None = None, at_least: float | None = None) -> Callable[[str], float]:
+    """A finite number, > `above` or >= `at_least`."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+        if above is not None and not value > above:
+            raise argparse.ArgumentTypeError(f"must be more than {above:g}, got {text}")
+        if at_least is not None and not value >= at_least:
+            raise argparse.ArgumentTypeError(f"must be at least {at_least:g}, got {text}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+positive_int = whole_number(1)
+non_negative_int = whole_number(0)
+positive_float = number(above=0)
+non_negative_float = number(at_least=0)
+
+
+def add_version(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--version", action="version", version=f"autointerp {package_version()}")
+
+
+def add_data_dir(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    parser.add_argument(
+        "--data-dir",
+        help="where run directories live (default $AUTOINTERP_DATA_DIR, else .data/autointerp)",
+    )
+
+
+def add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the model and data come from (the source itself is each command's positional)."""
+    s = parser.add_argument_group("source")
+    s.add_argument(
+        "--cache-dir",
+        default=None,
+        help="where wandb run files (reused without network) and token length indexes (for "
+        "instant resume) are cached (default ~/.cache/autointerp/wandb)",
+    )
+    s.add_argument(
+        "--dataset",
+        default=None,
+        help="data to stream instead of the run's own dataset: a .txt (one document per line, "
+        "or blank-line separated), .jsonl or .parquet file, or a HuggingFace dataset name",
+    )
+    s.add_argument(
+        "--tokenizer",
+        default=None,
+        help="HuggingFace tokenizer name or local directory (default: the run's tokenizer)",
+    )
+    s.add_argument(
+        "--text-column",
+        default=None,
+        help="the dataset's text column (default: the run's column, else 'text' or 'story')",
+    )
+    s.add_argument(
+        "--device",
+        default="auto",
+        help="auto (cuda when available, else cpu), cpu, cuda, cuda:N or mps",
+    )
+    s.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="torch CPU threads for a CPU harvest (default: the cores idle at start)",
+    )
+
+
+def add_display_arguments(parser: argparse.ArgumentParser) -> None:
+    d = parser.add_argument_group("display and shutdown")
+    d.add_argument(
+        "--plain", action="store_true", help="plain status lines instead of the live dashboard"
+    )
+    d.add_argument(
+        "--status-every",
+        type=positive_float,
+        default=DEFAULT_STATUS_EVERY_S,
+        help="seconds between plain status lines (default %(default)g)",
+    )
+    d.add_argument(
+        "--grace-period",
+        type=non_negative_float,
+        default=DEFAULT_GRACE_PERIOD_S,
+        help="seconds in-flight requests get to finish on SIGINT/SIGTERM (default %(default)g)",
+    )
+
+
+def add_labelling_arguments(
+    parser: argparse.ArgumentParser, *, choices: list[str], default: str | None, help: str
+) -> None:
+    g = parser.add_argument_group("labelling")
+    g.add_argument("--labeller", choices=choices, default=default, help=help)
+    g.add_argument("--model", default=DEFAULT_MODEL, help="Claude model (default: %(default)s)")
+    g.add_argument(
+        "--base-url",
+        default=None,
+        help="API base URL (default: $ANTHROPIC_BASE_URL, else the public API)",
+    )
+    g.add_argument(
+        "--max-concurrent",
+        type=positive_int,
+        default=DEFAULT_MAX_CONCURRENT,
+        help="most requests in flight; lowered automatically on 429/529 (default: %(default)s)",
+    )
+    g.add_argument("--max-rpm", type=positive_float, help="most requests started per minute")
+    g.add_argument("--max-input-tpm", type=positive_float, help="most input tokens sent per minute")
+    g.add_argument(
+        "--max-output-tpm", type=positive_float, help="most output tokens asked for per minute"
+    )
+    g.add_argument(
+        "--budget-usd",
+        type=positive_float,
+        help="stop sending new requests once the run has cost this much (earlier runs included)",
+    )
+    g.add_argument(
+        "--no-retry-failed",
+        action="store_true",
+        help="leave components in failures.jsonl alone instead of retrying them",
+    )
+    g.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=DEFAULT_TIMEOUT_S,
+        help="seconds before one request is abandoned and retried (default: %(default)s)",
+    )
+
+
+LABELLER_HELP = f"claude (needs {API_KEY_ENV}) or offline (heuristic labels, no network)"
+
+
+def display_from(args: argparse.Namespace) -> DisplayOptions:
+    return DisplayOptions(
+        plain=args.plain, status_every_s=args.status_every, grace_period_s=args.grace_period
+    )
+
+
+def labelling_from(args: argparse.Namespace, labeller: LabellerName, why: str) -> LabellingOptions:
+    return LabellingOptions(
+        labeller=labeller,
+        why=why,
+        client=ClientOptions(
+            model=args.model,
+            base_url=args.base_url,
+            timeout_s=args.timeout,
+            max_concurrent=args.max_concurrent,
+            limits=RateLimits(
+                max_rpm=args.max_rpm,
+                max_input_tpm=args.max_input_tpm,
+                max_output_tpm=args.max_output_tpm,
+            ),
+        ),
+        budget_usd=args.budget_usd,
+        retry_failed=not args.no_retry_failed,
+    )

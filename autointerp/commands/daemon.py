@@ -1,0 +1,135 @@
+"""`autointerp daemon <source>` / `autointerp-daemon <source>`: harvest, finalize and label."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from autointerp.commands.arguments import (
+    add_data_dir,
+    add_display_arguments,
+    add_labelling_arguments,
+    add_source_arguments,
+    display_from,
+    labelling_from,
+    non_negative_float,
+    non_negative_int,
+    positive_int,
+)
+from autointerp.daemon.options import DaemonOptions
+from autointerp.interpret.llm.defaults import API_KEY_ENV
+from autointerp.interpret.options import LabellingOptions
+from autointerp.sources.open import SourceOptions
+from autointerp.store import data_dir_from
+
+SOURCE_HELP = (
+    "wandb run path (entity/project/run_id, URL), local SPD run dir, `demo`, "
+    "or py:package.module:factory"
+)
+LABELLER_CHOICE_HELP = (
+    f"claude (default when {API_KEY_ENV} is set), offline (default otherwise: labels from the "
+    "statistics, no API) or none (harvest only)"
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_harvest_arguments(parser)
+    add_labelling_arguments(
+        parser, choices=["claude", "offline", "none"], default=None, help=LABELLER_CHOICE_HELP
+    )
+    add_display_arguments(parser)
+
+
+def add_harvest_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", help=SOURCE_HELP)
+    add_source_arguments(parser)
+    g = parser.add_argument_group("harvest")
+    g.add_argument("--n-batches", type=positive_int, help="batches to harvest (default: source)")
+    g.add_argument("--batch-size", type=positive_int, help="sequences per batch")
+    g.add_argument("--context-length", type=positive_int, help="tokens per sequence")
+    g.add_argument(
+        "--ci-threshold",
+        type=non_negative_float,
+        default=0.0,
+        help="a component fires where CI > this (default 0)",
+    )
+    g.add_argument(
+        "--examples-per-component",
+        type=positive_int,
+        default=20,
+        help="activation examples sampled per component (default 20)",
+    )
+    g.add_argument(
+        "--context-tokens",
+        type=non_negative_int,
+        default=10,
+        help="tokens on each side of an activation example (default 10)",
+    )
+    g.add_argument(
+        "--top-k", type=positive_int, default=10, help="entries per statistics list (default 10)"
+    )
+    g.add_argument(
+        "--seed", type=non_negative_int, default=0, help="seed of the example sampling (default 0)"
+    )
+    g.add_argument(
+        "--checkpoint-every",
+        type=non_negative_float,
+        default=300.0,
+        help="seconds between harvest checkpoints (default 300)",
+    )
+    add_data_dir(g)
+    g.add_argument(
+        "--force-new-harvest",
+        action="store_true",
+        help="start over when the options differ from the run's (old files are "
+        "moved to a backup folder)",
+    )
+
+
+def choose_labeller(requested: str | None) -> tuple[str, str]:
+    """(labeller, why) for the dashboard: an explicit choice, else by the API key's presence."""
+    if requested is not None:
+        return requested, f"--labeller {requested}"
+    if os.environ.get(API_KEY_ENV):
+        return "claude", f"{API_KEY_ENV} is set"
+    return "offline", f"no {API_KEY_ENV}"
+
+
+def daemon_options(args: argparse.Namespace, labelling: LabellingOptions | None) -> DaemonOptions:
+    from autointerp.harvest.config import HarvestOptions  # imports torch: only once it runs
+
+    return DaemonOptions(
+        source=SourceOptions(
+            spec=args.source,
+            device=args.device,
+            cache_dir=args.cache_dir,
+            dataset=args.dataset,
+            tokenizer=args.tokenizer,
+            text_column=args.text_column,
+        ),
+        data_dir=data_dir_from(args.data_dir),
+        harvest=HarvestOptions(
+            n_batches=args.n_batches,
+            batch_size=args.batch_size,
+            context_length=args.context_length,
+            ci_threshold=args.ci_threshold,
+            examples_per_component=args.examples_per_component,
+            context_tokens=args.context_tokens,
+            top_k=args.top_k,
+            seed=args.seed,
+            checkpoint_every_s=args.checkpoint_every,
+            force_new=args.force_new_harvest,
+        ),
+        labelling=labelling,
+        display=display_from(args),
+        cpu_threads=args.threads,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    name, why = choose_labeller(args.labeller)
+    labelling = None if name == "none" else labelling_from(args, name, why)  # type: ignore[arg-type]
+    options = daemon_options(args, labelling)
+    from autointerp.daemon.command import run_daemon
+
+    return run_daemon(options)

@@ -1,0 +1,52 @@
+"""A labeller that asks a model: render the prompt, complete through the client, parse."""
+
+from __future__ import annotations
+
+import time
+
+from autointerp.interpret.base import Labeller
+from autointerp.interpret.llm.client import LLMClient
+from autointerp.interpret.llm.provider import Request
+from autointerp.interpret.llm.stats import ClientStats
+from autointerp.interpret.prompt import render_prompt
+from autointerp.interpret.response import parse_response, response_schema
+from autointerp.schemas import ArchitectureInfo, ComponentData, InterpretationResult
+
+
+class ModelLabeller(Labeller):
+    def __init__(self, client: LLMClient, *, name: str = "claude") -> None:
+        self.client = client
+        self.name = name
+        self.model = client.model
+        self.max_concurrent = client.max_concurrent
+        self._schema = response_schema()
+
+    async def label(
+        self, component: ComponentData, architecture: ArchitectureInfo
+    ) -> InterpretationResult:
+        prompt = render_prompt(component, architecture)
+        request = Request(system=prompt.system, user=prompt.user, schema=self._schema)
+        done = await self.client.complete(request, parse_response)
+        answer, usage = done.answer, done.usage
+        return InterpretationResult(
+            component_key=component.component_key,
+            label=answer.label,
+            confidence=answer.confidence,
+            reasoning=answer.reasoning,
+            raw_response=done.text,
+            labeller=self.name,
+            model=self.model,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cache_creation_input_tokens=usage.cache_creation_input_tokens,
+            cache_read_input_tokens=usage.cache_read_input_tokens,
+            cost_usd=done.cost_usd if done.cost_usd is not None else 0.0,
+            cost_known=done.cost_usd is not None,
+            timestamp=time.time(),
+        )
+
+    def stats(self) -> ClientStats:
+        return self.client.stats()
+
+    async def aclose(self) -> None:
+        await self.client.aclose()

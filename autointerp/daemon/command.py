@@ -19,7 +19,7 @@ from autointerp.daemon.runtime import Terminal, end_state, exit_code, run_comman
 from autointerp.daemon.shutdown import Shutdown
 from autointerp.harvest import HarvestPass, HarvestProgress, check_fits
 from autointerp.harvest.config import harvest_config, reconcile_config
-from autointerp.harvest.threads import apply_cpu_threads
+from autointerp.harvest.threads import CpuThreadPolicy
 from autointerp.interpret.base import Labeller
 from autointerp.interpret.options import build_labeller
 from autointerp.interpret.pool import LabellingPool
@@ -48,9 +48,6 @@ async def _main(options: DaemonOptions, terminal: Terminal, started_at: float) -
         if shutdown.requested:
             return 0
         config = harvest_config(source, options.harvest)
-        threads = apply_cpu_threads(source.device, options.cpu_threads)
-        if threads is not None:
-            log.info("CPU harvest: %s", threads)
         run = RunDir.for_run(options.data_dir, source.run_id)
         with RunLock(run):
             file_log = attach_file_log(run.log_path)
@@ -121,6 +118,7 @@ async def _run_locked(
         stop=shutdown.event,
         on_progress=on_progress,
         emit_written=pool.is_pending if pool is not None else lambda key: True,
+        cpu_threads=(CpuThreadPolicy(options.cpu_threads) if source.device.type == "cpu" else None),
     )
 
     def on_end(outcome: Outcome) -> None:

@@ -106,6 +106,8 @@ def _harvest_text(view: View) -> str:
         text += f" · ckpt {_ago(view.now - view.last_checkpoint_at)} ago"
     if view.device_memory:
         text += f" · {view.device_memory}"
+    if view.cpu_threads:
+        text += f" · {view.cpu_threads} CPU thread{'s' if view.cpu_threads > 1 else ''}"
     return text
 
 

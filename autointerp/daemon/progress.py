@@ -65,6 +65,7 @@ class View:
     n_tokens: int = 0
     last_checkpoint_at: float | None = None
     device_memory: str = ""
+    cpu_threads: int = 0
     n_components: int = 0
     components_written: int = 0
     alive_written: int = 0

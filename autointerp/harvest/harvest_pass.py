@@ -28,6 +28,7 @@ from autointerp.harvest.checkpoint import load_checkpoint, save_checkpoint
 from autointerp.harvest.finalize import finalize
 from autointerp.harvest.harvester import Harvester
 from autointerp.harvest.summary import summarize
+from autointerp.harvest.threads import CpuThreadPolicy
 from autointerp.schemas import ComponentData, HarvestConfig
 from autointerp.sources.base import Source
 from autointerp.store import RunDir, RunReader, StateFile
@@ -59,6 +60,8 @@ class HarvestProgress:
     alive_written: int = 0
     alive_total: int | None = None
     """Known once finalize is complete."""
+    cpu_threads: int = 0
+    """torch's threads in the harvest thread (0: not a CPU harvest)."""
 
 
 class Stopped(Exception):
@@ -83,6 +86,7 @@ class HarvestPass:
         stop: threading.Event,
         on_progress: Callable[[HarvestProgress], None] = lambda progress: None,
         emit_written: Callable[[str], bool] = lambda key: True,
+        cpu_threads: CpuThreadPolicy | None = None,
     ) -> None:
         self.source = source
         self.config = config
@@ -94,6 +98,9 @@ class HarvestPass:
         self.emit_written = emit_written
         """Whether an already written alive component is emitted again on resume (e.g. still
         unlabelled)."""
+        self.cpu_threads = cpu_threads
+        """For a CPU harvest: applied in the thread that runs the pass (torch's setting is per
+        thread), re-decided between batches."""
         self.progress = HarvestProgress(
             n_batches=config.n_batches,
             tokens_per_batch=config.batch_size * config.context_length,
@@ -114,6 +121,9 @@ class HarvestPass:
         `emit` None: finalize without handing components on (nothing is emitted again either).
         """
         try:
+            if self.cpu_threads is not None:
+                self._report(cpu_threads=self.cpu_threads.start())
+                log.info("harvest: %s", self.cpu_threads.describe())
             self._run(emit)
         except Stopped:
             log.info("harvest stopped; progress is on disk")
@@ -202,6 +212,7 @@ class HarvestPass:
             ci, output_probs = self.source.step(tokens)
             harvester.update(tokens, ci, output_probs)
             batches_done += 1
+            self._retune_threads()
             self._report(
                 batches_done=batches_done,
                 n_tokens=harvester.n_tokens,
@@ -214,6 +225,14 @@ class HarvestPass:
                 saved_at = batches_done
                 last_checkpoint = time.monotonic()
         return batches_done
+
+    def _retune_threads(self) -> None:
+        if self.cpu_threads is None:
+            return
+        before = self.cpu_threads.threads
+        if self.cpu_threads.tick() != before:
+            log.info("harvest: now %s", self.cpu_threads.describe())
+            self._report(cpu_threads=self.cpu_threads.threads)
 
     def _new_harvester(self) -> Harvester:
         cfg = self.config

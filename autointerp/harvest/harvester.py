@@ -69,9 +69,11 @@ class Harvester:
         output_tile: int = OUTPUT_TILE,
     ) -> None:
         if not layout or any(n <= 0 for _, n in layout):
-            raise UserError(f"layout needs at least one module, each with >= 1 component: {layout}")
+            raise ValueError(
+                f"layout needs at least one module, each with >= 1 component: {layout}"
+            )
         if vocab_size <= 0 or examples_per_component < 0 or context_tokens_per_side < 0:
-            raise UserError("vocab_size must be > 0; examples and context sizes must be >= 0")
+            raise ValueError("vocab_size must be > 0; examples and context sizes must be >= 0")
         self.layout = [(str(m), int(n)) for m, n in layout]
         self.vocab_size = int(vocab_size)
         self.ci_threshold = float(ci_threshold)
@@ -117,15 +119,15 @@ class Harvester:
         self, tokens: torch.Tensor, ci: torch.Tensor, probs: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if tokens.dim() != 2:
-            raise UserError(f"tokens must be [batch, seq], got shape {tuple(tokens.shape)}")
+            raise ValueError(f"tokens must be [batch, seq], got shape {tuple(tokens.shape)}")
         b, s = tokens.shape
         if tuple(ci.shape) != (b, s, self.n_components):
-            raise UserError(
+            raise ValueError(
                 f"ci must be [{b}, {s}, {self.n_components}] (modules concatenated in layout "
                 f"order), got {tuple(ci.shape)}"
             )
         if tuple(probs.shape) != (b, s, self.vocab_size):
-            raise UserError(
+            raise ValueError(
                 f"output_probs must be [{b}, {s}, {self.vocab_size}], got {tuple(probs.shape)}"
             )
         tokens = tokens.to(self.device, torch.int64)
@@ -371,7 +373,7 @@ def _as_tiles(table: torch.Tensor, tile: int) -> torch.Tensor:
     """An output-mass table as [tiles, C, tile]: itself if it is one, else from [C, V]."""
     if table.dim() == 3:
         if table.shape[2] != tile:
-            raise UserError(f"output-mass tiles of {table.shape[2]} columns, expected {tile}")
+            raise ValueError(f"output-mass tiles of {table.shape[2]} columns, expected {tile}")
         return table
     c, v = table.shape
     padded = table.new_zeros(c, -(-v // tile) * tile)

@@ -125,3 +125,21 @@ def test_a_harvest_only_run_ends_done_and_says_how_to_label(tmp_path: Path) -> N
     assert "phase done (harvest only)" in done.stdout
     assert f"autointerp interpret {tiny_run(tmp_path).root.absolute()}" in done.stdout
     assert run_inprocess(tmp_path, "--labeller", "none") == 0
+
+
+def test_a_broken_invariant_is_a_bug_with_a_traceback_in_the_log_not_a_usage_error(
+    tmp_path: Path,
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", DAEMON, "py:tests.daemon.tiny_source:make_broken", "--plain",
+         "--labeller", "none", "--data-dir", str(tmp_path)],
+        cwd=REPO, env=child_env(), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    log = tiny_run(tmp_path).log_path
+    assert (
+        "ci must be [4, 16, 15] (modules concatenated in layout order), got (4, 16, 14)"
+        in done.stderr
+        and f"details in {log}" in done.stderr
+    )
+    assert "Traceback" not in done.stderr and "Traceback" in log.read_text()

@@ -111,3 +111,15 @@ def make(device: torch.device | str = "cpu") -> TinySource:
         layout=WIDE_LAYOUT if env.get("TINY_WIDE") == "1" else LAYOUT,
         device=device,
     )
+
+
+class BrokenSource(TinySource):
+    """A source with a bug: its CI has one column fewer than its layout says."""
+
+    def step(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        ci, probs = super().step(tokens)
+        return ci[..., :-1], probs
+
+
+def make_broken(device: torch.device | str = "cpu") -> BrokenSource:
+    return BrokenSource(device=device)

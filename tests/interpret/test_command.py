@@ -109,3 +109,36 @@ def test_the_interpret_package_never_imports_torch() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_interpret_on_a_terminal_shows_the_live_dashboard(tmp_path: Path) -> None:
+    """The daemon's runtime: a rich Live dashboard when stdout is a terminal (a pty here)."""
+    import pty
+
+    run = make_run(tmp_path / "run", components(12, dead_every=4))
+    primary, secondary = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "AUTOINTERP_"))}
+    env.update(PYTHONPATH=str(ROOT), TERM="xterm-256color", COLUMNS="120", LINES="40")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.interpret.interpret_cli", str(run.root), "--labeller",
+         "offline"],
+        cwd=ROOT, env=env, stdout=secondary, stderr=secondary, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(primary)
+    assert proc.wait(timeout=60) == 0
+    screen = b"".join(chunks).decode(errors="replace")
+    assert "\x1b[" in screen  # drawn with terminal escapes, not printed as plain lines
+    assert "latest labels" in screen and "labelling" in screen and "━" in screen
+    assert "run=" not in screen  # no plain status lines
+    assert f"run dir   {run.root.absolute()}" in screen  # the summary
+    assert "labelled 9/12" in screen

@@ -189,13 +189,3 @@ def iter_jsonl(path: Path, type: type[T], report: JsonlReport | None = None) -> 
 def read_jsonl(path: Path, type: type[T]) -> tuple[list[T], JsonlReport]:
     report = JsonlReport(Path(path))
     return list(iter_jsonl(path, type, report)), report
-
-
-class _KeyOnly(msgspec.Struct):
-    component_key: str
-
-
-def read_keys(path: Path) -> tuple[set[str], JsonlReport]:
-    """The `component_key` of every readable record, without decoding the rest of each line."""
-    report = JsonlReport(Path(path))
-    return {r.component_key for r in iter_jsonl(path, _KeyOnly, report)}, report

@@ -10,9 +10,9 @@ import msgspec
 import pytest
 
 from autointerp.errors import RunLocked, UserError
-from autointerp.files import JsonlAppender, read_json, read_jsonl, read_keys, write_json_atomic
+from autointerp.files import JsonlAppender, read_json, read_jsonl, write_json_atomic
 from autointerp.schemas import LabelFailure
-from autointerp.store import RunDir, RunLock
+from autointerp.store import ResultHead, RunDir, RunLock
 
 
 def _failure(i: int) -> LabelFailure:
@@ -59,7 +59,8 @@ def test_corrupt_middle_line_is_skipped_and_counted(tmp_path: Path) -> None:
     path = tmp_path / "x.jsonl"
     good = msgspec.json.encode(_failure(0)).decode()
     path.write_text(f"{good}\nnot json\n{good}\n")
-    keys, report = read_keys(path)
+    records, report = read_jsonl(path, ResultHead)  # only the key is decoded
+    keys = {r.component_key for r in records}
     assert keys == {"layers.0.mlp:0"}
     assert report.bad_lines == [2]
 
@@ -91,7 +92,7 @@ def test_lock_refuses_second_holder_with_pid(tmp_path: Path) -> None:
             sys.executable,
             "-c",
             "import sys, time; from pathlib import Path;"
-            "from autointerp.store import RunDir, RunLock;"
+            "from autointerp.store import ResultHead, RunDir, RunLock;"
             f"l = RunLock(RunDir(Path({str(run.root)!r}))).acquire();"
             "print('locked', flush=True); time.sleep(30)",
         ],

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autointerp.errors import UserError
-from autointerp.files import fsync_dir, read_json, write_json_atomic
+from autointerp.files import fsync_dir, write_json_atomic
 from autointerp.schemas import HarvestConfig
 from autointerp.sources.base import Source
-from autointerp.store import RunDir
+from autointerp.store import RunDir, RunReader
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,8 @@ def reconcile_config(run: RunDir, config: HarvestConfig, *, force_new: bool) -> 
     """
     backup = None
     if run.config_path.exists():
-        old = read_json(run.config_path, HarvestConfig)
+        old = RunReader(run).config()
+        assert old is not None
         diffs = config_differences(old, config)
         if diffs and force_new:
             backup = move_aside(run)

@@ -1,11 +1,12 @@
 """How many CPU threads a CPU harvest gives torch, re-decided as the machine's load changes.
 
 torch takes every core by default. On a shared machine, a core busy with other work makes
-torch's OpenMP threads wait on each other at every parallel region: with one busy process on a
-2-core machine, a harvest update took 16x as long with torch's 2 threads as on an idle machine,
-and 1 thread was 10x faster than 2 (`python -m bench.threads`). So the harvest uses the cores
-that other processes leave idle: every `every_s` it reads how much CPU time the whole machine
-spent (/proc/stat) minus what this process spent, and sets torch's threads to the cores left.
+torch's OpenMP threads wait on each other at every parallel region: on a 2-core machine a harvest
+update took 0.53 s with torch's 2 threads and one busy neighbour, 3.0 s with two, against 0.09 s
+idle; one thread took 0.16 s and 0.22 s (`python -m bench.threads`). So the harvest uses the
+cores that other processes leave idle: every `every_s` it reads how much CPU time the whole
+machine spent (/proc/stat) minus what this process spent, and sets torch's threads to the cores
+left.
 
 `torch.set_num_threads` acts on the calling thread only (OpenMP's setting is per thread), so the
 policy must run in the thread that runs the harvest: `HarvestPass` calls it there.

@@ -2,14 +2,18 @@
 
 Scores are computed for a chunk of components at once; only the final top-k lists go to Python.
 PMI is ranked by its argument `co·N / (f·T)` (log is monotone) and logged afterwards, and recall
-by `co` (f is constant in a row), so ties are decided on exactly computed values. Lists contain
-only pairs with co > 0, where every score is finite by construction.
+by `co` (f is constant in a row), so ties are decided on exactly computed values. The log is
+Python's `math.log` of the picked arguments, not `torch.log`: torch's CPU log (ATen's vector-math
+path) gave, in one of three demo runs on a loaded machine, values up to 45 ulps from the correctly
+rounded ones, so the same counts gave different PMI bits from run to run. Lists contain only
+pairs with co > 0, where every score is finite by construction.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
+import math
 from collections.abc import Callable, Iterator
 
 import torch
@@ -51,14 +55,25 @@ class _Decoder:
 
 Picked = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 """(columns [R, k], scores [R, k], n_present [R]) of one ranked list for a chunk of rows."""
+PMI = 2
+"""Position of the PMI list among `_stats`' lists (bottom PMI, for correlations, follows it)."""
 
 
-def _rows(picked: Picked, names: dict[int, str] | list[str]) -> list[list[tuple[str, float]]]:
-    """The named `(name, score)` lists of a chunk, built in one pass per row."""
+def _rows(
+    picked: Picked, names: dict[int, str] | list[str], log: bool = False
+) -> list[list[tuple[str, float]]]:
+    """The named `(name, score)` lists of a chunk, built in one pass per row; `log`: the scores
+    are PMI arguments, logged here (deterministic, correctly rounded)."""
     cols, scores, n_present = picked
+    rows = zip(cols.tolist(), scores.tolist(), n_present.tolist(), strict=True)
+    if log:
+        return [
+            list(zip(map(names.__getitem__, c_row[:m]), map(math.log, v_row[:m])))  # noqa: B905
+            for c_row, v_row, m in rows
+        ]
     return [
         list(zip(map(names.__getitem__, c_row[:m]), v_row[:m]))  # noqa: B905 - equal lengths
-        for c_row, v_row, m in zip(cols.tolist(), scores.tolist(), n_present.tolist(), strict=True)
+        for c_row, v_row, m in rows
     ]
 
 
@@ -66,7 +81,8 @@ def _stats(
     co: torch.Tensor, f: torch.Tensor, t: torch.Tensor, n: float, k: int, bottom: bool = False
 ) -> tuple[list[Picked], torch.Tensor]:
     """(precision, recall, pmi[, bottom pmi]) of a chunk: `co` [R, M] (0 = never together),
-    `f` [R, 1], `t` [1, M]; and the columns that were picked (to decode their names).
+    `f` [R, 1], `t` [1, M]; and the columns that were picked (to decode their names). The PMI
+    lists hold the arguments of the log (`_rows(..., log=True)` takes it).
 
     Within a row f is constant, so PMI ranks exactly like precision (`co/t`) and recall like
     `co`: two rankings serve three lists, and scores are computed only for the picked entries.
@@ -74,14 +90,14 @@ def _stats(
     precision_key = (co / t).nan_to_num_(nan=0.0)  # 0/0 where t (and so co) is 0
     cols, precision, n_p = topk_rows(precision_key, k)
     co_p = co.gather(1, cols).to(torch.float64)
-    pmi = torch.log((co_p * n) / (f * t[0, cols]))
+    pmi_arg = (co_p * n) / (f * t[0, cols])
     cols_r, co_r, n_r = topk_rows(co, k)
-    lists = [(cols, precision, n_p), (cols_r, co_r / f, n_r), (cols, pmi, n_p)]
+    lists = [(cols, precision, n_p), (cols_r, co_r / f, n_r), (cols, pmi_arg, n_p)]
     if bottom:
         low_key = precision_key.masked_fill_(co == 0, float("inf"))  # precision is not used again
         cols_b, _, n_b = topk_rows(low_key, k, floor=float("inf"), largest=False)
         co_b = co.gather(1, cols_b).to(torch.float64)
-        lists.append((cols_b, torch.log((co_b * n) / (f * t[0, cols_b])), n_b))
+        lists.append((cols_b, (co_b * n) / (f * t[0, cols_b]), n_b))
     return lists, torch.cat([cols, cols_r], dim=1)
 
 
@@ -151,9 +167,9 @@ def _chunk(ctx: _Context, c0: int, c1: int) -> list[ComponentData]:
     co[torch.arange(c1 - c0), torch.arange(c0, c1)] = 0  # a component is not its own pair
     corr, _ = _stats(co, f, ctx.f_all[None], n, k, bottom=True)
     names = ctx.decoder.learn(torch.cat([in_cols.flatten(), out_cols.flatten()]))
-    inputs = [_rows(p, names) for p in input_stats]
-    outputs = [_rows(p, names) for p in output_stats]
-    pairs = [_rows(p, keys) for p in corr]
+    inputs = [_rows(p, names, log=i == PMI) for i, p in enumerate(input_stats)]
+    outputs = [_rows(p, names, log=i == PMI) for i, p in enumerate(output_stats)]
+    pairs = [_rows(p, keys, log=i >= PMI) for i, p in enumerate(corr)]
     examples = _examples(h, c0, c1, ctx.decoder)
     counts = h.firing_count[c0:c1].tolist()
     ci_sums = h.ci_sum[c0:c1].tolist()

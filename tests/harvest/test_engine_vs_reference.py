@@ -173,3 +173,18 @@ def test_inference_mode_inside_or_outside_and_no_grad_leak():
     next(records)
     assert torch.is_grad_enabled(), "finalize must not leave grad mode off between records"
     assert list(records) == list(finalize(made_outside, decode))[1:]
+
+
+def test_pmi_from_counts_is_the_correctly_rounded_log_bit_for_bit() -> None:
+    """PMI over integer counts (input tokens, component pairs) is `log(co·N / (f·T))` with the
+    division and the log correctly rounded: the same counts always give the same bits (torch's
+    CPU log did not, on a loaded machine). Big enough for torch's vector and parallel paths."""
+    layout = [("layers.0.mlp", 48), ("layers.1.mlp", 40)]
+    stream = make_stream(7, 88, 400, 2, 4, 64, 0.0, fire_rate=0.3)
+    args = (stream, layout, 400, 0.0, 0, 0, 7, 10, None)
+    got, want = fast(*args), reference(*args)
+    for g, w in zip(got, want, strict=True):
+        assert g.input_token_stats.top_pmi == w.input_token_stats.top_pmi, g.component_key
+        assert g.correlations.pmi == w.correlations.pmi, g.component_key
+        assert g.correlations.bottom_pmi == w.correlations.bottom_pmi, g.component_key
+    assert sum(len(g.input_token_stats.top_pmi) for g in got) > 500

@@ -107,7 +107,7 @@ def _harvest_text(view: View) -> str:
     if view.device_memory:
         text += f" · {view.device_memory}"
     if view.cpu_threads:
-        text += f" · {view.cpu_threads} CPU thread{'s' if view.cpu_threads > 1 else ''}"
+        text += f" · {view.cpu_threads} thread{'s' if view.cpu_threads > 1 else ''}"
     return text
 
 

@@ -31,11 +31,6 @@ from autointerp.schemas import (
     finite,
 )
 
-FINALIZE_CHUNK_ENTRIES = 2**21
-"""Entries of one [components, vocab or components] score table per chunk: at most 16 MiB in
-float64, below glibc's 32 MiB limit for reusing freed memory, so that chunks do not page-fault
-fresh memory for every temporary (that was a third of finalize's time on a CPU)."""
-
 
 class _Decoder:
     """`decode` with a cache: each distinct token id is decoded once."""
@@ -139,7 +134,10 @@ def _examples(h: Harvester, c0: int, c1: int, decoder: _Decoder) -> list[list[Ac
 
 
 def _chunk_size(h: Harvester) -> int:
-    return max(1, FINALIZE_CHUNK_ENTRIES // max(h.vocab_size, h.n_components))
+    """Components per chunk: `sizing.finalize_entries` scores per table (on a CPU 2^21, at most
+    16 MiB in float64, below glibc's 32 MiB limit for reusing freed memory, so that chunks do not
+    page-fault fresh memory for every temporary: that was a third of finalize's time)."""
+    return max(1, h.sizing.finalize_entries // max(h.vocab_size, h.n_components))
 
 
 class _Context:

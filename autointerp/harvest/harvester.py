@@ -26,31 +26,30 @@ from autointerp.harvest.kernels import (
     mask_product,
     sum_rows_float64,
 )
+from autointerp.harvest.sizing import CPU_SIZING, Sizing, output_tile_for, sizing_for
 
 log = logging.getLogger(__name__)
 
 INT32_LIMIT = 2**31 - 1
-OUTPUT_TILE = 64
-"""Vocabulary columns per tile of the output-mass table, which is stored tile by tile as
-[tiles, C, 64]: a tile of one block's float64 probabilities stays in a CPU core's cache while the
+OUTPUT_TILE = CPU_SIZING.output_tile
+"""Vocabulary columns per tile of the output-mass table on a CPU, stored tile by tile as
+[tiles, C, 64]: a tile of one block's float64 probabilities stays in a core's cache while the
 sparse product gathers its rows, and the sparse BLAS accumulates the sums straight into the
 contiguous [C, 64] table (a scatter into a column slice of a [C, V] table was 10x slower)."""
-BLOCK_ENTRIES = 2**26
-"""Entries of the [positions, components] masks of one block: the tables are read and written once
-per block, so blocks are as large as memory allows."""
-CHUNK_ENTRIES = 2**22
-"""Entries of one int32 partial result inside a block ([components, components] co-firing
-counts; float64 temporaries take half as many). Kept small because every fresh allocation
-page-faults on a CPU, and glibc returns allocations of 32 MiB or more to the OS when freed:
-smaller temporaries are reused. Page faults were a fifth of the update time before this."""
+CHUNK_ENTRIES = CPU_SIZING.chunk_entries
+"""Entries of one int32 partial co-firing result on a CPU (float64 temporaries take half as
+many). Kept small because every fresh allocation page-faults on a CPU, and glibc returns
+allocations of 32 MiB or more to the OS when freed: smaller temporaries are reused. Page faults
+were a fifth of the update time before this."""
 
 STATE_VERSION = 2
 """2: the output-mass table is stored by vocabulary tile. Version 1 states still load."""
 
 
 def block_positions(n_components: int) -> int:
-    """Positions per block: bounds the mask, the index lists and the int8 matmul's inner size."""
-    return min(2**24 - 1, max(64, BLOCK_ENTRIES // max(1, n_components)))
+    """Positions per block on a CPU: bounds the mask, the index lists and the int8 matmul's inner
+    size."""
+    return CPU_SIZING.block_positions(n_components)
 
 
 class Harvester:
@@ -66,8 +65,11 @@ class Harvester:
         device: torch.device | str,
         seed: int,
         *,
-        output_tile: int = OUTPUT_TILE,
+        output_tile: int | None = None,
+        sizing: Sizing | None = None,
     ) -> None:
+        """`sizing` (blocks, chunks, tiles; never a result) defaults to the device's
+        (`sizing.py`); `output_tile` overrides its tile width (tests, old checkpoints)."""
         if not layout or any(n <= 0 for _, n in layout):
             raise ValueError(
                 f"layout needs at least one module, each with >= 1 component: {layout}"
@@ -84,8 +86,8 @@ class Harvester:
         self.n_tokens = 0
         self.n_batches = 0
         c, v, dev = self.n_components, self.vocab_size, self.device
-        self.block_positions = block_positions(c)
-        self.chunk_entries = CHUNK_ENTRIES
+        if output_tile is None:
+            output_tile = sizing.output_tile if sizing is not None else output_tile_for(dev)
         self.output_tile = max(1, min(int(output_tile), v))
         self.firing_count = torch.zeros(c, dtype=torch.int64, device=dev)
         self.ci_sum = torch.zeros(c, dtype=torch.float64, device=dev)
@@ -103,6 +105,12 @@ class Harvester:
         self.examples = ExampleSample(c, self.examples_per_component, context_tokens_per_side, dev)
         self.generator = torch.Generator(device=dev)
         self.generator.manual_seed(self.seed)
+        tables = [self.firing_count, self.ci_sum, self.token_count, self.output_mass, self.input_co]
+        tables += [self.output_tiles, self.cooc, *self.examples.tensors().values()]
+        self.sizing = sizing or sizing_for(dev, c, v, tables_bytes=sum(t.nbytes for t in tables))
+        self.block_positions = self.sizing.block_positions(c)
+        """Also decides which firing draws which sampling key: kept across a resume."""
+        self.chunk_entries = self.sizing.chunk_entries
 
     @property
     def n_components(self) -> int:
@@ -345,7 +353,7 @@ class Harvester:
             state["context_tokens_per_side"],
             device,
             state["seed"],
-            output_tile=state.get("output_tile", OUTPUT_TILE),
+            output_tile=int(state.get("output_tile", OUTPUT_TILE)),
         )
         h.n_tokens = int(state["n_tokens"])
         h.n_batches = int(state["n_batches"])

@@ -3,18 +3,21 @@
 Accumulators (C components, V vocabulary, k examples, W tokens per side, N tokens in the pass):
 
     input token counts   C·V·4   (int32; ·8 once N >= 2^31)
-    output token mass    C·V'·8  (float64; V' = V rounded up to a whole 64-column tile)
+    output token mass    C·V'·8  (float64; V' = V rounded up to a whole tile: 64 columns on a
+                                  CPU, 1,024 on a GPU)
     co-occurrence        C·C·4   (int32; ·8 once N >= 2^31)
     per component        C·16    (firing counts int64, CI sums float64)
     per token            V·16    (token counts int64, output mass float64)
     examples             C·k·(16 + (2W+1)·8)   (key, position, window token ids and CI)
 
 Per batch (P = batch·context positions) the inputs are P·(8 + 4C + 4V) bytes; the update works on
-blocks of R = max(64, 2^26 // C) positions and needs about R·(21·C + 8·V) bytes beyond them
+blocks of R positions (`sizing.py`: on a CPU R = max(64, 2^26 // C); on a GPU as many as half the
+memory left beside the tables holds, at most P) and needs about R·(21·C + 8·V) bytes beyond them
 (3 bytes of masks per entry, ~70 bytes of index lists per firing counted at 25% firing density,
-far above SPD's 1–3%, and the float64 probabilities) plus one 64-column tile of probability sums
-per component and three 2^22-entry partial results. Finalize works on chunks of 2^21 scores (about
-128 MiB in all); the larger working set counts.
+far above SPD's 1–3%, and the float64 probabilities) plus one tile of probability sums per
+component and three partial co-firing results (2^22 entries on a CPU, 2^26 on a GPU). Finalize
+works on chunks of scores (2^21 on a CPU, 2^25 on a GPU; 64 bytes each in all); the larger
+working set counts.
 """
 
 from __future__ import annotations
@@ -25,11 +28,11 @@ from pathlib import Path
 import torch
 
 from autointerp.errors import UserError
-from autointerp.harvest.finalize import FINALIZE_CHUNK_ENTRIES
-from autointerp.harvest.harvester import CHUNK_ENTRIES, INT32_LIMIT, OUTPUT_TILE, block_positions
+from autointerp.harvest.harvester import INT32_LIMIT
+from autointerp.harvest.sizing import block_working_bytes, output_tile_for, sizing_for
 
 GIB = 2**30
-FINALIZE_BYTES = FINALIZE_CHUNK_ENTRIES * 64
+FINALIZE_BYTES_PER_ENTRY = 64
 
 
 def accumulator_bytes(
@@ -38,13 +41,14 @@ def accumulator_bytes(
     examples_per_component: int,
     context_tokens_per_side: int,
     total_tokens: int | None = None,
+    device: torch.device | str = "cpu",
 ) -> dict[str, int]:
     """Bytes of each accumulator table on the harvest device."""
     c = sum(n for _, n in layout)
     v = vocab_size
     count = 8 if total_tokens is not None and total_tokens > INT32_LIMIT else 4
     width = 2 * context_tokens_per_side + 1
-    tile = min(OUTPUT_TILE, v)
+    tile = min(output_tile_for(device), v)
     return {
         "input_token_counts": c * v * count,
         "output_token_mass": c * -(-v // tile) * tile * 8,
@@ -56,15 +60,26 @@ def accumulator_bytes(
 
 
 def working_bytes(
-    layout: list[tuple[str, int]], vocab_size: int, batch_size: int, context_length: int
+    layout: list[tuple[str, int]],
+    vocab_size: int,
+    batch_size: int,
+    context_length: int,
+    device: torch.device | str = "cpu",
+    tables_bytes: int = 0,
+    total_bytes: int | None = None,
 ) -> dict[str, int]:
-    """Bytes of one batch's inputs and of the update's (or finalize's) working set."""
+    """Bytes of one batch's inputs and of the update's (or finalize's) working set, with the
+    device's sizes for a harvest whose tables take `tables_bytes` of the device's `total_bytes`
+    (None: read from the device)."""
     c = sum(n for _, n in layout)
     v = vocab_size
     p = batch_size * context_length
-    r = min(p, block_positions(c))
-    update = r * (c * 21 + v * 8) + c * OUTPUT_TILE * 8 + 3 * CHUNK_ENTRIES * 8
-    return {"batch_inputs": p * (8 + 4 * c + 4 * v), "working_set": max(update, FINALIZE_BYTES)}
+    sizing = sizing_for(device, c, v, tables_bytes=tables_bytes, total_bytes=total_bytes)
+    r = min(p, sizing.block_positions(c))
+    tile = min(sizing.output_tile, v)
+    update = block_working_bytes(r, c, v) + c * tile * 8 + 3 * sizing.chunk_entries * 8
+    finalize = sizing.finalize_entries * FINALIZE_BYTES_PER_ENTRY
+    return {"batch_inputs": p * (8 + 4 * c + 4 * v), "working_set": max(update, finalize)}
 
 
 def free_bytes(device: torch.device | str) -> int:
@@ -101,9 +116,12 @@ def check_fits(
     Returns the breakdown. `available` overrides the measured free memory (tests, planning).
     """
     need = accumulator_bytes(
-        layout, vocab_size, examples_per_component, context_tokens_per_side, total_tokens
+        layout, vocab_size, examples_per_component, context_tokens_per_side, total_tokens, device
     )
-    need |= working_bytes(layout, vocab_size, batch_size, context_length)
+    tables = sum(need.values())
+    need |= working_bytes(
+        layout, vocab_size, batch_size, context_length, device, tables, total_bytes=available
+    )
     total = sum(need.values())
     free = free_bytes(device) if available is None else available
     if total <= free:

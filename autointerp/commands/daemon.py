@@ -24,7 +24,7 @@ from autointerp.store import data_dir_from
 
 SOURCE_HELP = (
     "wandb run path (entity/project/run_id, URL), local SPD run dir, `demo`, "
-    "or py:package.module:factory"
+    "`synthetic[:simplestories|:pile|:tiny]`, or py:package.module:factory"
 )
 LABELLER_CHOICE_HELP = (
     f"claude (default when {API_KEY_ENV} is set), offline (default otherwise: labels from the "

@@ -1,1 +1,1 @@
-"""Where CI values come from: SPD runs and the embedded demo."""
+"""Where CI values come from: SPD runs, the embedded demo, the synthetic benchmark model."""

@@ -18,6 +18,7 @@ from autointerp.sources.paths import (
     DemoRef,
     FactoryRef,
     LocalRunRef,
+    SyntheticRef,
     WandbRunRef,
     describe_source_forms,
     parse_source,
@@ -68,9 +69,9 @@ def open_source(
 ) -> Source:
     """Parse `spec`, fetch what it names (cached wandb files are reused offline) and load it."""
     ref = parse_source(spec)
-    if isinstance(ref, DemoRef | FactoryRef):
+    if isinstance(ref, DemoRef | SyntheticRef | FactoryRef):
         _refuse_ignored(
-            "the demo" if isinstance(ref, DemoRef) else f"source {spec!r}",
+            _self_contained_name(ref, spec),
             {
                 "--cache-dir": cache_dir,
                 "--dataset": dataset,
@@ -82,6 +83,9 @@ def open_source(
     if isinstance(ref, DemoRef):
         demo = importlib.import_module("autointerp.sources.demo")
         return demo.open_demo_source(device=resolved)
+    if isinstance(ref, SyntheticRef):
+        synthetic = importlib.import_module("autointerp.sources.synthetic")
+        return synthetic.open_synthetic_source(ref.shape, device=resolved)
     if isinstance(ref, FactoryRef):
         return _open_factory(ref, resolved)
     from autointerp.sources.spd import open_spd_source
@@ -106,6 +110,15 @@ def open_source(
         text_column=text_column,
         index_dir=cache_root / TOKEN_INDEX_DIRNAME,
     )
+
+
+def _self_contained_name(ref: DemoRef | SyntheticRef | FactoryRef, spec: str) -> str:
+    """How the refusal of ignored options names a source that brings its own model and data."""
+    if isinstance(ref, DemoRef):
+        return "the demo"
+    if isinstance(ref, SyntheticRef):
+        return f"the synthetic source synthetic:{ref.shape}"
+    return f"source {spec!r}"
 
 
 def _refuse_ignored(what: str, given: dict[str, object]) -> None:

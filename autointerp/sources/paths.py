@@ -1,8 +1,9 @@
 """Turn the user's source argument into a typed reference, before anything is loaded.
 
 The argument may be a wandb run (several spellings, URLs of any wandb host), a local SPD run
-directory or checkpoint file, the embedded demo, or a Python factory. Whatever exists on disk is
-local; a relative path shaped like `entity/project/run_id` that does not exist is a wandb run.
+directory or checkpoint file, the embedded demo, the synthetic benchmark model, or a Python
+factory. Whatever exists on disk is local; a relative path shaped like `entity/project/run_id`
+that does not exist is a wandb run.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from autointerp.errors import UserError
+from autointerp.sources.synthetic.shapes import DEFAULT_SHAPE, SHAPES
 
 CONFIG_FILENAME = "final_config.yaml"
 CHECKPOINT_RE = re.compile(r"^model_(\d+)\.pth$")
@@ -66,6 +68,13 @@ class DemoRef:
 
 
 @dataclass(frozen=True)
+class SyntheticRef:
+    """`synthetic[:shape]`: a random SPD-shaped model made at open time (`sources/synthetic/`)."""
+
+    shape: str = DEFAULT_SHAPE
+
+
+@dataclass(frozen=True)
 class FactoryRef:
     """`py:package.module:factory`: a Python callable `factory(device=...) -> Source`."""
 
@@ -73,7 +82,7 @@ class FactoryRef:
     attribute: str
 
 
-SourceRef = WandbRunRef | LocalRunRef | DemoRef | FactoryRef
+SourceRef = WandbRunRef | LocalRunRef | DemoRef | SyntheticRef | FactoryRef
 
 
 def describe_source_forms() -> str:
@@ -88,6 +97,9 @@ def describe_source_forms() -> str:
         "  /path/to/spd/run_dir               a local run: final_config.yaml + model_<step>.pth\n"
         "  /path/to/spd/run_dir/model_400.pth a local checkpoint file (final_config.yaml beside)\n"
         "  demo                               the embedded demo model\n"
+        "  synthetic[:simplestories|:pile|:tiny]\n"
+        "                                     a random SPD-shaped model for benchmarks, made at\n"
+        "                                     run time (bare `synthetic`: simplestories)\n"
         "  py:package.module:factory          a Python factory(device=...) returning a Source"
     )
 
@@ -103,6 +115,8 @@ def parse_source(spec: str) -> SourceRef:
         raise _bad(spec, "it is empty")
     if text == "demo":
         return DemoRef()
+    if text == "synthetic" or text.startswith("synthetic:"):
+        return _parse_synthetic(spec, text)
     if text.startswith("py:"):
         if m := _FACTORY_RE.match(text):
             return FactoryRef(module=m.group(1), attribute=m.group(2))
@@ -119,6 +133,15 @@ def parse_source(spec: str) -> SourceRef:
     if _looks_like_local_path(text):
         raise _bad(spec, f"{local} does not exist")
     return _parse_wandb(spec, text)
+
+
+def _parse_synthetic(spec: str, text: str) -> SyntheticRef:
+    if text == "synthetic":
+        return SyntheticRef(DEFAULT_SHAPE)
+    shape = text.removeprefix("synthetic:")
+    if shape not in SHAPES:
+        raise _bad(spec, f"{shape!r} is not a synthetic shape (one of {', '.join(SHAPES)})")
+    return SyntheticRef(shape)
 
 
 def _looks_like_local_path(text: str) -> bool:

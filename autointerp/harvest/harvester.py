@@ -11,6 +11,7 @@ working memory; each block reads and writes every table once.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 from typing import Any
@@ -27,6 +28,7 @@ from autointerp.harvest.kernels import (
     sum_rows_float64,
 )
 from autointerp.harvest.sizing import CPU_SIZING, Sizing, output_tile_for, sizing_for
+from autointerp.harvest.stages import StageTimer
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +113,8 @@ class Harvester:
         self.block_positions = self.sizing.block_positions(c)
         """Also decides which firing draws which sampling key: kept across a resume."""
         self.chunk_entries = self.sizing.chunk_entries
+        self.timer: StageTimer | None = None
+        """Set by a benchmark to learn where the update's time goes (synchronises: slower)."""
 
     @property
     def n_components(self) -> int:
@@ -156,8 +160,9 @@ class Harvester:
         tok = tokens.reshape(n_pos)
         ci2 = ci.reshape(n_pos, c)
         probs2 = probs.reshape(n_pos, v)
-        self.token_count += torch.bincount(tok, minlength=v)
-        self.ci_sum += sum_rows_float64(ci2, self.chunk_entries // 2)  # float64: 16 MiB
+        with self._stage("token counts, CI sums"):
+            self.token_count += torch.bincount(tok, minlength=v)
+            self.ci_sum += sum_rows_float64(ci2, self.chunk_entries // 2)
         n_blocks = -(-n_pos // self.block_positions)
         block = -(-n_pos // n_blocks)  # balanced: no small last block re-reading the tables
         for p0 in range(0, n_pos, block):
@@ -175,22 +180,45 @@ class Harvester:
         seq_len: int,
     ) -> None:
         c, v = self.n_components, self.vocab_size
-        tiles = column_tiles(probs2[p0:p1], self.output_tile, torch.float64)
-        self.output_mass += torch.cat([tile.sum(0) for tile in tiles])
-        firing_pos, firing_comp = torch.nonzero(ci2[p0:p1] > self.ci_threshold).unbind(1)
-        if firing_comp.numel() == 0:
-            return
-        # (component, position) pairs sorted by component, then position (a stable sort of the
-        # position-major list is faster than reading the mask column by column).
-        order = torch.argsort(firing_comp, stable=True)
-        comp, pos = firing_comp[order], firing_pos[order]
-        self.firing_count += torch.bincount(comp, minlength=c)
-        flat = comp * v + tok[pos + p0]
-        self.input_co.view(-1).index_add_(0, flat, torch.ones_like(flat, dtype=self.input_co.dtype))
-        # Probability mass straight into the tables (the last tile of the table may be wider).
-        targets = [t[:, : tile.shape[1]] for t, tile in zip(self.output_tiles, tiles, strict=True)]
-        add_sparse_row_sums(targets, csr_rows(comp, c), pos, p1 - p0, tiles)
-        self._count_block_cofirings(comp, pos, p1 - p0)
+        with self._stage("vocabulary tiles"):
+            tiles = column_tiles(probs2[p0:p1], self.output_tile, torch.float64)
+            self.output_mass += torch.cat([tile.sum(0) for tile in tiles])
+        with self._stage("firing lists"):
+            firing_pos, firing_comp = torch.nonzero(ci2[p0:p1] > self.ci_threshold).unbind(1)
+            if firing_comp.numel() == 0:
+                return
+            # (component, position) pairs sorted by component, then position (a stable sort of
+            # the position-major list is faster than reading the mask column by column).
+            order = torch.argsort(firing_comp, stable=True)
+            comp, pos = firing_comp[order], firing_pos[order]
+            self.firing_count += torch.bincount(comp, minlength=c)
+        with self._stage("input token counts"):
+            flat = comp * v + tok[pos + p0]
+            ones = torch.ones_like(flat, dtype=self.input_co.dtype)
+            self.input_co.view(-1).index_add_(0, flat, ones)
+        with self._stage("output-probability mass"):
+            # Straight into the tables (the last tile of the table may be wider).
+            targets = [
+                t[:, : tile.shape[1]] for t, tile in zip(self.output_tiles, tiles, strict=True)
+            ]
+            add_sparse_row_sums(targets, csr_rows(comp, c), pos, p1 - p0, tiles)
+        with self._stage("co-firing counts"):
+            self._count_block_cofirings(comp, pos, p1 - p0)
+        with self._stage("examples"):
+            self._offer_examples(comp, pos, p0, tok, ci2, seq_len)
+
+    def _stage(self, name: str) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext() if self.timer is None else self.timer.stage(name)
+
+    def _offer_examples(
+        self,
+        comp: torch.Tensor,
+        pos: torch.Tensor,
+        p0: int,
+        tok: torch.Tensor,
+        ci2: torch.Tensor,
+        seq_len: int,
+    ) -> None:
         if self.examples_per_component:
             # Drawn keys lie in [0, EMPTY_KEY): never equal to the empty-slot key.
             keys = torch.randint(

@@ -30,6 +30,9 @@ class ActivationExample(msgspec.Struct, gc=False):
     ci_values: list[float]
     active_pos: int
     active_ci: float
+    stream_pos: int = -1
+    """Position of the window's centre token in the harvested stream (-1: not recorded), so
+    that held-out windows can be checked to be disjoint from the shown ones."""
 
 
 class TokenStats(msgspec.Struct, gc=False):
@@ -56,6 +59,19 @@ class ComponentData(msgspec.Struct, gc=False):
     correlations: ComponentCorrelations
     firing_count: int = 0
     firing_density: float = 0.0
+
+
+class HeldOutData(msgspec.Struct, gc=False):
+    """`harvest/heldout.jsonl`: windows kept from the labeller, for scoring its label.
+
+    `activating`: a uniform sample of the component's firings, disjoint from the shown
+    examples. `non_activating`: windows where the component fires nowhere (every `ci_values`
+    entry at or below the threshold), checked on the CI. `active_pos` is the window's centre.
+    """
+
+    component_key: str
+    activating: list[ActivationExample]
+    non_activating: list[ActivationExample]
 
 
 class ArchitectureInfo(msgspec.Struct):

@@ -110,13 +110,15 @@ def _examples(h: Harvester, c0: int, c1: int, decoder: _Decoder) -> list[list[Ac
     tokens = ex.tokens[c0:c1].gather(1, order[:, :, None].expand(-1, -1, ex.tokens.shape[2]))
     ci = ex.ci[c0:c1].gather(1, order[:, :, None].expand(-1, -1, ex.ci.shape[2]))
     ci = torch.nan_to_num(ci, nan=0.0, posinf=0.0, neginf=0.0)
+    gpos = ex.gpos[c0:c1].gather(1, order)
     names = decoder.learn(ex.tokens[c0:c1][used])
     out = []
-    for n_ex, tok_rows, ci_rows in zip(
+    for n_ex, tok_rows, ci_rows, pos_row in zip(
         # 64-bit tensors convert to Python lists about 3x faster than 32-bit ones.
         used.sum(1).tolist(),
         tokens.to(torch.int64).tolist(),
         ci.to(torch.float64).tolist(),
+        gpos.tolist(),
         strict=True,
     ):
         out.append(
@@ -126,8 +128,11 @@ def _examples(h: Harvester, c0: int, c1: int, decoder: _Decoder) -> list[list[Ac
                     ci_values=ci_row,
                     active_pos=w,
                     active_ci=ci_row[w],
+                    stream_pos=p,
                 )
-                for tok_row, ci_row in zip(tok_rows[:n_ex], ci_rows[:n_ex], strict=True)
+                for tok_row, ci_row, p in zip(
+                    tok_rows[:n_ex], ci_rows[:n_ex], pos_row[:n_ex], strict=True
+                )
             ]
         )
     return out

@@ -164,8 +164,9 @@ def reference_components(
                         ci_values=cis,
                         active_pos=examples.w,
                         active_ci=cis[examples.w],
+                        stream_pos=gpos,
                     )
-                    for _, _, toks, cis in chosen
+                    for _, gpos, toks, cis in chosen
                 ]
                 if examples is not None
                 else [],

@@ -102,6 +102,37 @@ class InterpretationResult(msgspec.Struct):
     """False when the model's price is unknown: `cost_usd` is then 0 but not free."""
 
 
+class ScoreRecord(msgspec.Struct):
+    """One scorer's verdict on one component's label: `scores/<scorer>.jsonl`, one line each.
+
+    `score` is the scorer's headline figure (balanced accuracy, accuracy or correlation) with
+    its 95% interval over `n` trials; trials whose request failed are `n_errors`, counted apart
+    from wrong answers. `score` None: too few answered trials to say.
+    """
+
+    component_key: str
+    scorer: str
+    score: float | None
+    ci_low: float | None
+    ci_high: float | None
+    n: int
+    n_errors: int = 0
+    metrics: dict[str, float | None] = {}
+    """Further figures of the scorer (precision, recall, F1, chance level, …)."""
+    answerer: str = ""
+    """`claude` (a model through the API) or `offline` (the label-word simulator)."""
+    model: str = ""
+    label: str = ""
+    """The label that was scored."""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cost_usd: float = 0.0
+    cost_known: bool = True
+    timestamp: float = 0.0
+
+
 class LabelFailure(msgspec.Struct):
     """A component that could not be labelled after retries; retried on the next start."""
 

@@ -19,6 +19,7 @@ from autointerp.daemon.runtime import Terminal, end_state, exit_code, run_comman
 from autointerp.daemon.shutdown import Shutdown
 from autointerp.harvest import HarvestPass, HarvestProgress, check_fits
 from autointerp.harvest.config import harvest_config, reconcile_config
+from autointerp.harvest.disk import check_disk
 from autointerp.harvest.threads import CpuThreadPolicy
 from autointerp.interpret.base import Labeller
 from autointerp.interpret.options import build_labeller
@@ -77,6 +78,7 @@ async def _run_locked(
     force_new = options.harvest.force_new
     if force_new or not RunReader(run).state().finalize_complete:
         _check_memory(config, source)  # before anything is written: nothing to undo
+        check_disk(run, config, source.device, force_new=force_new)
     backup = reconcile_config(run, config, force_new=force_new)
     if backup is not None:
         log.warning("--force-new-harvest: the previous run's files were moved to %s", backup)

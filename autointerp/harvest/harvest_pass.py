@@ -24,11 +24,12 @@ import torch
 
 from autointerp.errors import UserError
 from autointerp.files import JsonlAppender, write_json_atomic
-from autointerp.harvest.checkpoint import load_checkpoint, save_checkpoint
+from autointerp.harvest.checkpoint import Commit, load_checkpoint
 from autointerp.harvest.finalize import finalize
 from autointerp.harvest.harvester import Harvester
 from autointerp.harvest.summary import summarize
 from autointerp.harvest.threads import CpuThreadPolicy
+from autointerp.harvest.writer import CheckpointWriter
 from autointerp.schemas import ComponentData, HarvestConfig
 from autointerp.sources.base import Source
 from autointerp.store import RunDir, RunReader, StateFile
@@ -106,8 +107,8 @@ class HarvestPass:
             tokens_per_batch=config.batch_size * config.context_length,
             n_components=sum(c for _, c in config.layout),
         )
-        self._final_checkpoint: threading.Thread | None = None
-        self._final_checkpoint_error: BaseException | None = None
+        self._writer: CheckpointWriter | None = None
+        """Writes the pass's checkpoints, in the background where it can (`writer.py`)."""
 
     def _report(self, **changes: object) -> None:
         self.progress = dataclasses.replace(self.progress, **changes)  # type: ignore[arg-type]
@@ -126,9 +127,13 @@ class HarvestPass:
                 log.info("harvest: %s", self.cpu_threads.describe())
             self._run(emit)
         except Stopped:
+            self._join_checkpoint_write()
             log.info("harvest stopped; progress is on disk")
-        finally:
-            self._join_final_checkpoint()
+        except BaseException:
+            self._join_checkpoint_write(quiet=True)
+            raise
+        else:
+            self._join_checkpoint_write()
 
     def _run(self, emit: Emit | None) -> None:
         state = self.state.get()
@@ -176,6 +181,7 @@ class HarvestPass:
                 )
             return harvester
         log.info("harvest: starting at batch %d of %d", batches_done, cfg.n_batches)
+        self._writer = CheckpointWriter.for_harvest(self.run_dir.checkpoint_dir, harvester)
         self._report(phase="harvest")
         batches = self.source.batches(cfg.batch_size, cfg.context_length, start=batches_done)
         try:
@@ -200,7 +206,8 @@ class HarvestPass:
             tokens = None if self.stop.is_set() else next(batches, None)
             if tokens is None:
                 if batches_done > saved_at:
-                    self._checkpoint(harvester, batches_done)
+                    self._checkpoint(harvester, batches_done, live=True)
+                self._join_checkpoint_write()  # the last write lands before the pass ends
                 if self.stop.is_set():
                     raise Stopped
                 raise UserError(
@@ -212,6 +219,7 @@ class HarvestPass:
             ci, output_probs = self.source.step(tokens)
             harvester.update(tokens, ci, output_probs)
             batches_done += 1
+            self._checkpoints_committed()
             self._retune_threads()
             self._report(
                 batches_done=batches_done,
@@ -246,17 +254,47 @@ class HarvestPass:
             seed=cfg.seed,
         )
 
-    def _checkpoint(self, harvester: Harvester, batches_done: int) -> None:
+    def _checkpoint(
+        self,
+        harvester: Harvester,
+        batches_done: int,
+        *,
+        live: bool = False,
+        then: Callable[[], None] = lambda: None,
+    ) -> None:
+        """Checkpoint the state after `batches_done` batches: a snapshot now, written in the
+        background (or synchronously where no snapshot fits). `live`: the last one; it writes the
+        live tables in the background, which must not change until it is joined. `state.json`
+        names a checkpoint only once it is committed (in the writing thread, then `then`)."""
+        assert self._writer is not None
         self.state.guard.check()
-        t0 = time.monotonic()
         extra = {"batches_done": batches_done, **_rng_state(self.source.device)}
-        save_checkpoint(self.run_dir.checkpoint_dir, harvester, extra)
-        at = time.time()
-        self.state.update(
-            batches_done=batches_done, n_tokens=harvester.n_tokens, last_checkpoint_at=at
-        )
-        self._report(last_checkpoint_at=at)
-        log.info("checkpoint at batch %d (%.2fs)", batches_done, time.monotonic() - t0)
+        n_tokens = harvester.n_tokens
+
+        def committed(commit: Commit) -> None:
+            self.state.update(
+                batches_done=batches_done,
+                n_tokens=n_tokens,
+                last_checkpoint_at=commit.manifest.saved_at,
+            )
+            log.info(
+                "checkpoint at batch %d committed: %.1f MiB written in %.2fs",
+                batches_done,
+                commit.manifest.bytes / 2**20,
+                commit.write_s,
+            )
+            then()
+
+        held = self._writer.save(harvester, extra, committed, live=live)
+        how = "being written" if self._writer.in_flight else "written"
+        log.info("checkpoint at batch %d (%.2fs) %s", batches_done, held, how)
+        self._checkpoints_committed()
+
+    def _checkpoints_committed(self) -> None:
+        """Report checkpoints the writer committed; raise here if a background write failed."""
+        if self._writer is not None:
+            for commit in self._writer.poll():
+                self._report(last_checkpoint_at=commit.manifest.saved_at)
 
     def _start_final_checkpoint(self, harvester: Harvester, batches_done: int) -> None:
         """Save the complete accumulator while finalize already streams components out.
@@ -266,25 +304,26 @@ class HarvestPass:
         replays the last batches, which gives the same statistics.
         """
 
-        def save() -> None:
-            try:
-                self._checkpoint(harvester, batches_done)
-                now = time.time()
-                self.state.update(
-                    harvest_complete=True, n_batches=batches_done, harvest_completed_at=now
-                )
-            except BaseException as e:  # re-raised in the harvest thread by the join
-                self._final_checkpoint_error = e
+        def complete() -> None:
+            now = time.time()
+            self.state.update(
+                harvest_complete=True, n_batches=batches_done, harvest_completed_at=now
+            )
 
-        self._final_checkpoint = threading.Thread(target=save, name="final-checkpoint")
-        self._final_checkpoint.start()
+        self._checkpoint(harvester, batches_done, live=True, then=complete)
 
-    def _join_final_checkpoint(self) -> None:
-        if self._final_checkpoint is not None:
-            self._final_checkpoint.join()
-            self._final_checkpoint = None
-            if self._final_checkpoint_error is not None:
-                raise self._final_checkpoint_error
+    def _join_checkpoint_write(self, *, quiet: bool = False) -> None:
+        """Wait for the checkpoint being written, periodic or final (raising its error; `quiet`:
+        log it instead, as another error is already on its way up)."""
+        if self._writer is None:
+            return
+        try:
+            self._writer.wait()
+        except Exception:
+            if not quiet:
+                raise
+            log.exception("the checkpoint being written when the pass failed failed as well")
+        self._checkpoints_committed()
 
     # ---------------------------------------------------------------- finalize
 
@@ -315,7 +354,7 @@ class HarvestPass:
                 self._report(components_written=written, alive_written=alive)
                 if self.stop.is_set() or (emit is not None and not emit(component)):
                     raise Stopped
-        self._join_final_checkpoint()
+        self._join_checkpoint_write()
         write_json_atomic(self.run_dir.summary_path, summarize(harvester))
         counts = RunReader(self.run_dir).component_counts()
         self.state.update(

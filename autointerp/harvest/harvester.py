@@ -342,15 +342,15 @@ class Harvester:
         def out(t: torch.Tensor) -> torch.Tensor:
             return t.detach().to("cpu", copy=copy)
 
-        tables = {
-            "firing_count": self.firing_count,
-            "ci_sum": self.ci_sum,
-            "token_count": self.token_count,
-            "output_mass": self.output_mass,
-            "input_co": self.input_co,
-            "output_tiles": self.output_tiles,
-            "cooc": self.cooc,
+        return {
+            **self.state_meta(),
+            "tables": {k: out(t) for k, t in self.state_tables().items()},
+            "examples": {k: out(t) for k, t in self.examples.tensors().items()},
         }
+
+    def state_meta(self) -> dict[str, Any]:
+        """The state without its tables: the scalars and the sampler's generator state (a small
+        CPU tensor). With `state_tables` and the example tensors, the whole state."""
         return {
             "version": STATE_VERSION,
             "layout": [list(item) for item in self.layout],
@@ -363,14 +363,50 @@ class Harvester:
             "n_batches": self.n_batches,
             "block_positions": self.block_positions,
             "output_tile": self.output_tile,
-            "tables": {k: out(t) for k, t in tables.items()},
-            "examples": {k: out(t) for k, t in self.examples.tensors().items()},
             "generator_device": self.device.type,
             "generator_state": self.generator.get_state().cpu(),
         }
 
+    def state_tables(self) -> dict[str, torch.Tensor]:
+        """The accumulator tables themselves, by state name (on the device, not copies: a
+        checkpoint reads or copies them between updates)."""
+        return {
+            "firing_count": self.firing_count,
+            "ci_sum": self.ci_sum,
+            "token_count": self.token_count,
+            "output_mass": self.output_mass,
+            "input_co": self.input_co,
+            "output_tiles": self.output_tiles,
+            "cooc": self.cooc,
+        }
+
+    def table_for_loading(self, name: str, dtype: torch.dtype) -> torch.Tensor:
+        """Table `name` ready to be filled in place with values of `dtype`: the zero table itself,
+        or (counts saved after promotion to int64) a fresh zero table of that dtype, the old one
+        freed first so that the device never holds both."""
+        table = self.state_tables()[name]
+        if table.dtype == dtype:
+            return table
+        shape = table.shape
+        setattr(self, name, None)
+        del table
+        setattr(self, name, torch.zeros(shape, dtype=dtype, device=self.device))
+        return getattr(self, name)
+
     @classmethod
     def from_state_dict(cls, state: dict[str, Any], device: torch.device | str) -> Harvester:
+        h = cls.from_state_meta(state, device)
+        for name, value in state["tables"].items():
+            if name == "output_co":  # version 1: one [C, V] table
+                name, value = "output_tiles", _as_tiles(value, h.output_tile)
+            h._load_table(name, value)
+        h.examples.load(state["examples"])
+        return h
+
+    @classmethod
+    def from_state_meta(cls, state: dict[str, Any], device: torch.device | str) -> Harvester:
+        """A harvester with the scalars and generator state of `state` (`state_meta`'s keys) and
+        zero tables, to be filled by the caller."""
         if state.get("version") not in (1, STATE_VERSION):
             raise UserError(f"harvest state version {state.get('version')} is not supported")
         h = cls(
@@ -386,11 +422,6 @@ class Harvester:
         h.n_tokens = int(state["n_tokens"])
         h.n_batches = int(state["n_batches"])
         h.block_positions = int(state["block_positions"])
-        for name, value in state["tables"].items():
-            if name == "output_co":  # version 1: one [C, V] table
-                name, value = "output_tiles", _as_tiles(value, h.output_tile)
-            h._load_table(name, value)
-        h.examples.load(state["examples"])
         if state["generator_device"] == h.device.type:
             h.generator.set_state(state["generator_state"])
         else:

@@ -189,6 +189,16 @@ class HarvestConfig(msgspec.Struct, kw_only=True):
     top_k: int
     seed: int
     architecture: ArchitectureInfo
+    heldout_per_component: int = 0
+    """Firings sampled beside the shown examples and never shown to the labeller (for scoring);
+    0 in runs made before held-out sampling existed."""
+    negatives_per_component: int = 0
+    """Windows where the component fires nowhere, checked on the CI (for scoring)."""
+
+    @property
+    def sampled_per_component(self) -> int:
+        """The size of each component's uniform sample of firings: shown plus held out."""
+        return self.examples_per_component + self.heldout_per_component
 
 
 class ResumeRecord(msgspec.Struct):

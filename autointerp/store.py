@@ -26,6 +26,7 @@ from autointerp.schemas import (
     ArchitectureInfo,
     ComponentData,
     HarvestConfig,
+    HeldOutData,
     LabelFailure,
     LiveProgress,
     ResumeRecord,
@@ -62,6 +63,10 @@ class RunDir:
     @property
     def components_path(self) -> Path:
         return self.harvest_dir / "components.jsonl"
+
+    @property
+    def heldout_path(self) -> Path:
+        return self.harvest_dir / "heldout.jsonl"
 
     @property
     def summary_path(self) -> Path:
@@ -218,6 +223,18 @@ class RunReader:
             lines += 1
             latest[failure.component_key] = failure
         return latest, lines
+
+    def heldout_keys(self) -> set[str]:
+        """Components that have a `harvest/heldout.jsonl` line (only the key is decoded)."""
+        return {r.component_key for r in iter_jsonl(self.run.heldout_path, ResultHead)}
+
+    def heldout(self) -> Iterator[HeldOutData]:
+        """The held-out windows of each component, in file order (the first line of a key wins)."""
+        seen: set[str] = set()
+        for record in iter_jsonl(self.run.heldout_path, HeldOutData):
+            if record.component_key not in seen:
+                seen.add(record.component_key)
+                yield record
 
     def component_counts(self) -> ComponentCounts:
         counts = ComponentCounts()

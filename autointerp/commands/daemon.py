@@ -66,6 +66,20 @@ def add_harvest_arguments(parser: argparse.ArgumentParser) -> None:
         help="tokens on each side of an activation example (default 10)",
     )
     g.add_argument(
+        "--heldout-per-component",
+        type=non_negative_int,
+        default=None,
+        help="firings sampled beside the examples and never shown to the labeller, for scoring "
+        "(default 40 for a new run; a run keeps its own)",
+    )
+    g.add_argument(
+        "--negatives-per-component",
+        type=non_negative_int,
+        default=None,
+        help="windows where the component fires nowhere (checked on the CI), for scoring "
+        "(default 20 for a new run; a run keeps its own)",
+    )
+    g.add_argument(
         "--top-k", type=positive_int, default=10, help="entries per statistics list (default 10)"
     )
     g.add_argument(
@@ -119,6 +133,8 @@ def daemon_options(args: argparse.Namespace, labelling: LabellingOptions | None)
             seed=args.seed,
             checkpoint_every_s=args.checkpoint_every,
             force_new=args.force_new_harvest,
+            heldout_per_component=args.heldout_per_component,
+            negatives_per_component=args.negatives_per_component,
         ),
         labelling=labelling,
         display=display_from(args),

@@ -48,8 +48,8 @@ async def _main(options: DaemonOptions, terminal: Terminal, started_at: float) -
         source: Source = await asyncio.to_thread(options.source.open)
         if shutdown.requested:
             return 0
-        config = harvest_config(source, options.harvest)
         run = RunDir.for_run(options.data_dir, source.run_id)
+        config = harvest_config(source, options.harvest, previous=RunReader(run).config())
         with RunLock(run):
             file_log = attach_file_log(run.log_path)
             terminal.log_path = str(run.log_path)
@@ -158,10 +158,11 @@ def _check_memory(config: HarvestConfig, source: Source) -> None:
         source.device,
         config.layout,
         config.vocab_size,
-        config.examples_per_component,
+        config.sampled_per_component,
         config.context_tokens_per_side,
         config.batch_size,
         config.context_length,
         total_tokens=config.n_batches * config.batch_size * config.context_length,
+        negatives_per_component=config.negatives_per_component,
     )
     log.info("harvest memory: %.2f GiB on %s", sum(need.values()) / 2**30, source.device)

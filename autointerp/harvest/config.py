@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 
 FALLBACK_SIZES: dict[str, int] = {"n_batches": 1000, "batch_size": 32, "context_length": 512}
 """Harvest size when neither the user nor the source says."""
+DEFAULT_HELDOUT = 40
+"""Held-out firings per component for a new run: scorers test a label on 20 to 40 windows."""
+DEFAULT_NEGATIVES = 20
+"""Verified silent windows per component for a new run."""
 
 
 @dataclass(frozen=True)
@@ -42,10 +46,18 @@ class HarvestOptions:
     seed: int = 0
     checkpoint_every_s: float = 300.0
     force_new: bool = False
+    heldout_per_component: int | None = None
+    """None: the run's own (a run made before held-out sampling keeps 0), else the default."""
+    negatives_per_component: int | None = None
 
 
-def harvest_config(source: Source, options: HarvestOptions) -> HarvestConfig:
-    """The configuration of this harvest; a UserError when the source cannot serve it."""
+def harvest_config(
+    source: Source, options: HarvestOptions, previous: HarvestConfig | None = None
+) -> HarvestConfig:
+    """The configuration of this harvest; a UserError when the source cannot serve it.
+
+    `previous`: the run directory's configuration, whose held-out sizes an unspecified option
+    keeps (so that a run started before held-out sampling existed still resumes)."""
     suggested = {**FALLBACK_SIZES, **{k: int(v) for k, v in source.harvest_defaults.items()}}
     sizes = {
         name: int(asked if asked is not None else suggested[name])
@@ -76,7 +88,19 @@ def harvest_config(source: Source, options: HarvestOptions) -> HarvestConfig:
         top_k=options.top_k,
         seed=options.seed,
         architecture=source.architecture,
+        heldout_per_component=_or_kept(
+            options.heldout_per_component, previous, "heldout_per_component", DEFAULT_HELDOUT
+        ),
+        negatives_per_component=_or_kept(
+            options.negatives_per_component, previous, "negatives_per_component", DEFAULT_NEGATIVES
+        ),
     )
+
+
+def _or_kept(asked: int | None, previous: HarvestConfig | None, name: str, default: int) -> int:
+    if asked is not None:
+        return asked
+    return int(getattr(previous, name)) if previous is not None else default
 
 
 IGNORED_FIELDS = frozenset({"architecture", "source"})

@@ -71,13 +71,21 @@ def state_shapes(
     context_tokens_per_side: int,
     total_tokens: int | None = None,
     device: torch.device | str = "cpu",
+    negatives_per_component: int = 0,
 ) -> dict[str, tuple[torch.dtype, list[int]]]:
     """Dtype and shape of each section of a harvester's state (`payload.state_sections`)."""
     c, v, k = sum(n for _, n in layout), vocab_size, examples_per_component
     count = torch.int64 if total_tokens is not None and total_tokens > INT32_LIMIT else torch.int32
     tile = max(1, min(output_tile_for(torch.device(device)), v))
     width = 2 * context_tokens_per_side + 1
-    return {
+    n = negatives_per_component
+    negatives = {
+        "negatives/keys": (torch.int64, [c, n]),
+        "negatives/gpos": (torch.int64, [c, n]),
+        "negatives/tokens": (torch.int32, [c, n, width]),
+        "negatives/ci": (torch.float32, [c, n, width]),
+    }
+    return (negatives if n else {}) | {
         "tables/firing_count": (torch.int64, [c]),
         "tables/ci_sum": (torch.float64, [c]),
         "tables/token_count": (torch.int64, [v]),
@@ -98,10 +106,11 @@ def checkpoint_bytes(config: HarvestConfig, device: torch.device | str) -> int:
     shapes = state_shapes(
         config.layout,
         config.vocab_size,
-        config.examples_per_component,
+        config.sampled_per_component,
         config.context_tokens_per_side,
         total_tokens,
         device,
+        config.negatives_per_component,
     )
     return dense_bound(shapes, config.vocab_size)
 
@@ -113,7 +122,10 @@ def components_bytes(config: HarvestConfig) -> int:
     example = EXAMPLE_BASE_BYTES + width * WINDOW_POSITION_BYTES
     lists = 3 * TOKEN_ENTRY_BYTES + 4 * (key + CORRELATION_ENTRY_BYTES)
     line = LINE_BASE_BYTES + config.examples_per_component * example + config.top_k * lists
-    return sum(n for _, n in config.layout) * line
+    heldout = LINE_BASE_BYTES + (config.heldout_per_component + config.negatives_per_component) * (
+        example
+    )
+    return sum(n for _, n in config.layout) * (line + heldout)
 
 
 def _payload_bytes(directory: Path) -> int:

@@ -26,6 +26,7 @@ from autointerp.schemas import (
     ActivationExample,
     ComponentCorrelations,
     ComponentData,
+    HeldOutData,
     TokenStats,
     component_key,
     finite,
@@ -96,22 +97,30 @@ def _stats(
     return lists, torch.cat([cols, cols_r], dim=1)
 
 
-def _examples(h: Harvester, c0: int, c1: int, decoder: _Decoder) -> list[list[ActivationExample]]:
-    ex = h.examples
-    keys = ex.keys[c0:c1]
-    w = h.context_tokens_per_side
-    used = keys != EMPTY_KEY
-    rank_ci = torch.where(used, -ex.ci[c0:c1, :, w].to(torch.float64), float("inf"))
-    # Best first: CI descending, then key, then position ascending; empty slots last. (Slots
-    # are unordered, so each key of the order is a stable sort.)
-    order = torch.argsort(ex.gpos[c0:c1], dim=1, stable=True)
-    order = order.gather(1, torch.argsort(keys.gather(1, order), dim=1, stable=True))
-    order = order.gather(1, torch.argsort(rank_ci.gather(1, order), dim=1, stable=True))
-    tokens = ex.tokens[c0:c1].gather(1, order[:, :, None].expand(-1, -1, ex.tokens.shape[2]))
-    ci = ex.ci[c0:c1].gather(1, order[:, :, None].expand(-1, -1, ex.ci.shape[2]))
+def _key_order(keys: torch.Tensor, gpos: torch.Tensor) -> torch.Tensor:
+    """Slot indices of each row by (key, stream position) ascending; empty slots last. The order
+    of a bottom-k sample's keys is itself uniformly random."""
+    order = torch.argsort(gpos, dim=1, stable=True)
+    return order.gather(1, torch.argsort(keys.gather(1, order), dim=1, stable=True))
+
+
+def _windows(
+    keys: torch.Tensor,
+    gpos: torch.Tensor,
+    tokens: torch.Tensor,
+    ci: torch.Tensor,
+    order: torch.Tensor,
+    w: int,
+    decoder: _Decoder,
+) -> list[list[ActivationExample]]:
+    """The windows of the slots `order` names ([R, n] slot indices), empty slots left out."""
+    used = keys.gather(1, order) != EMPTY_KEY
+    width = tokens.shape[2]
+    tokens = tokens.gather(1, order[:, :, None].expand(-1, -1, width))
+    ci = ci.gather(1, order[:, :, None].expand(-1, -1, width))
     ci = torch.nan_to_num(ci, nan=0.0, posinf=0.0, neginf=0.0)
-    gpos = ex.gpos[c0:c1].gather(1, order)
-    names = decoder.learn(ex.tokens[c0:c1][used])
+    gpos = gpos.gather(1, order)
+    names = decoder.learn(tokens[used])
     out = []
     for n_ex, tok_rows, ci_rows, pos_row in zip(
         # 64-bit tensors convert to Python lists about 3x faster than 32-bit ones.
@@ -138,6 +147,38 @@ def _examples(h: Harvester, c0: int, c1: int, decoder: _Decoder) -> list[list[Ac
     return out
 
 
+def _examples(
+    h: Harvester, c0: int, c1: int, decoder: _Decoder, shown: int | None
+) -> list[list[ActivationExample]]:
+    """The examples shown to the labeller: the `shown` smallest keys of each component's sample
+    (all of it when None), best first: CI descending, then key, then position."""
+    ex = h.examples
+    keys, gpos = ex.keys[c0:c1], ex.gpos[c0:c1]
+    w = h.context_tokens_per_side
+    order = _key_order(keys, gpos)[:, : ex.k if shown is None else min(shown, ex.k)]
+    used = keys.gather(1, order) != EMPTY_KEY
+    centre = ex.ci[c0:c1, :, w].gather(1, order).to(torch.float64)
+    rank_ci = torch.where(used, -centre, float("inf"))
+    order = order.gather(1, torch.argsort(rank_ci, dim=1, stable=True))  # stable: keeps key order
+    return _windows(keys, gpos, ex.tokens[c0:c1], ex.ci[c0:c1], order, w, decoder)
+
+
+def _heldout(
+    h: Harvester, c0: int, c1: int, decoder: _Decoder, shown: int
+) -> tuple[list[list[ActivationExample]], list[list[ActivationExample]]]:
+    """(activating, non-activating) held-out windows: the sample's keys after the `shown`
+    smallest (a uniform sample of the firings not shown), and the silent windows."""
+    ex, neg = h.examples, h.negatives
+    w = h.context_tokens_per_side
+    keys, gpos = ex.keys[c0:c1], ex.gpos[c0:c1]
+    order = _key_order(keys, gpos)[:, min(shown, ex.k) :]
+    activating = _windows(keys, gpos, ex.tokens[c0:c1], ex.ci[c0:c1], order, w, decoder)
+    nkeys, ngpos = neg.keys[c0:c1], neg.gpos[c0:c1]
+    norder = _key_order(nkeys, ngpos)
+    silent = _windows(nkeys, ngpos, neg.tokens[c0:c1], neg.ci[c0:c1], norder, w, decoder)
+    return activating, silent
+
+
 def _chunk_size(h: Harvester) -> int:
     """Components per chunk: `sizing.finalize_entries` scores per table (on a CPU 2^21, at most
     16 MiB in float64, below glibc's 32 MiB limit for reusing freed memory, so that chunks do not
@@ -148,9 +189,12 @@ def _chunk_size(h: Harvester) -> int:
 class _Context:
     """What every chunk needs: names, totals, the decode cache."""
 
-    def __init__(self, h: Harvester, decode: Callable[[int], str], top_k: int) -> None:
+    def __init__(
+        self, h: Harvester, decode: Callable[[int], str], top_k: int, shown: int | None = None
+    ) -> None:
         self.h = h
         self.top_k = top_k
+        self.shown = shown
         self.decoder = _Decoder(decode)
         self.keys = [component_key(m, i) for m, n in h.layout for i in range(n)]
         self.where = [(m, i) for m, n in h.layout for i in range(n)]
@@ -173,7 +217,7 @@ def _chunk(ctx: _Context, c0: int, c1: int) -> list[ComponentData]:
     inputs = [_rows(p, names, log=i == PMI) for i, p in enumerate(input_stats)]
     outputs = [_rows(p, names, log=i == PMI) for i, p in enumerate(output_stats)]
     pairs = [_rows(p, keys, log=i >= PMI) for i, p in enumerate(corr)]
-    examples = _examples(h, c0, c1, ctx.decoder)
+    examples = _examples(h, c0, c1, ctx.decoder, ctx.shown)
     counts = h.firing_count[c0:c1].tolist()
     ci_sums = h.ci_sum[c0:c1].tolist()
     out = []
@@ -202,19 +246,46 @@ def finalize(
     top_k: int = 20,
     start: int = 0,
     chunk_size: int | None = None,
+    shown: int | None = None,
 ) -> Iterator[ComponentData]:
     """Yield one `ComponentData` per component in layout order, from component `start` on.
 
     Dead components are included (firing_count 0, empty lists), so the number of records written
     equals the position in layout order and `start` is simply the count already written. Records
     are computed a chunk of components at a time; components before `start` are never built.
+    `shown`: how many of each component's sampled examples the record carries (None: all); the
+    rest are held out (`finalize_heldout`).
     """
-    ctx = _Context(harvester, decode, top_k)
+    ctx = _Context(harvester, decode, top_k, shown)
     step = chunk_size or _chunk_size(harvester)
     for c0 in range(start, harvester.n_components, step):
         with _gc_paused():
             records = _chunk(ctx, c0, min(harvester.n_components, c0 + step))
         yield from records
+
+
+def finalize_heldout(
+    harvester: Harvester,
+    decode: Callable[[int], str],
+    shown: int,
+    start: int = 0,
+    chunk_size: int | None = None,
+) -> Iterator[HeldOutData]:
+    """Yield one `HeldOutData` per component in layout order (as `finalize`, dead ones too):
+    its sampled firings beyond the `shown` ones, and its verified silent windows."""
+    decoder = _Decoder(decode)
+    keys = [component_key(m, i) for m, n in harvester.layout for i in range(n)]
+    step = chunk_size or _chunk_size(harvester)
+    with torch.no_grad():
+        for c0 in range(start, harvester.n_components, step):
+            c1 = min(harvester.n_components, c0 + step)
+            with _gc_paused():
+                activating, silent = _heldout(harvester, c0, c1, decoder, shown)
+                records = [
+                    HeldOutData(keys[c], a, n)
+                    for c, a, n in zip(range(c0, c1), activating, silent, strict=True)
+                ]
+            yield from records
 
 
 @contextlib.contextmanager

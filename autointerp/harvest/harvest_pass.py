@@ -19,13 +19,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 
 import torch
 
 from autointerp.errors import UserError
 from autointerp.files import JsonlAppender, write_json_atomic
 from autointerp.harvest.checkpoint import Commit, load_checkpoint
-from autointerp.harvest.finalize import finalize
+from autointerp.harvest.finalize import finalize, finalize_heldout
 from autointerp.harvest.harvester import Harvester
 from autointerp.harvest.summary import summarize
 from autointerp.harvest.threads import CpuThreadPolicy
@@ -248,10 +249,11 @@ class HarvestPass:
             cfg.layout,
             cfg.vocab_size,
             ci_threshold=cfg.ci_threshold,
-            examples_per_component=cfg.examples_per_component,
+            examples_per_component=cfg.sampled_per_component,
             context_tokens_per_side=cfg.context_tokens_per_side,
             device=self.source.device,
             seed=cfg.seed,
+            negatives_per_component=cfg.negatives_per_component,
         )
 
     def _checkpoint(
@@ -339,15 +341,28 @@ class HarvestPass:
     def _finalize(self, harvester: Harvester, emit: Emit | None) -> None:
         self.state.guard.check()
         self._report(phase="finalize")
-        with JsonlAppender(self.run_dir.components_path) as out:
+        cfg = self.config
+        scoring = cfg.heldout_per_component > 0 or cfg.negatives_per_component > 0
+        with (
+            JsonlAppender(self.run_dir.components_path) as out,
+            JsonlAppender(self.run_dir.heldout_path) if scoring else nullcontext() as held,
+        ):
             self._emit_written(emit)
             start = self.progress.components_written
             log.info("finalize: starting at component %d", start)
+            shown = cfg.examples_per_component
             components = finalize(
-                harvester, self.source.decode, top_k=self.config.top_k, start=start
+                harvester, self.source.decode, top_k=cfg.top_k, start=start, shown=shown
             )
+            heldout = finalize_heldout(harvester, self.source.decode, shown, start=start)
+            held_keys = RunReader(self.run_dir).heldout_keys() if scoring else set()
             written, alive = start, self.progress.alive_written
-            for component in components:
+            for component, withheld in zip(components, heldout, strict=True):
+                # The held-out line first: a crash between the two redoes this component, and
+                # its held-out line, already written, is not written twice.
+                key = component.component_key
+                if held is not None and _is_alive(component) and key not in held_keys:
+                    held.append(withheld)
                 out.append(component)
                 written += 1
                 alive += _is_alive(component)

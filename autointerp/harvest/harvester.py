@@ -27,6 +27,7 @@ from autointerp.harvest.kernels import (
     mask_product,
     sum_rows_float64,
 )
+from autointerp.harvest.negatives import NegativeSample
 from autointerp.harvest.sizing import CPU_SIZING, Sizing, output_tile_for, sizing_for
 from autointerp.harvest.stages import StageTimer
 
@@ -69,14 +70,17 @@ class Harvester:
         *,
         output_tile: int | None = None,
         sizing: Sizing | None = None,
+        negatives_per_component: int = 0,
     ) -> None:
         """`sizing` (blocks, chunks, tiles; never a result) defaults to the device's
-        (`sizing.py`); `output_tile` overrides its tile width (tests, old checkpoints)."""
+        (`sizing.py`); `output_tile` overrides its tile width (tests, old checkpoints).
+        `negatives_per_component`: windows kept per component where it fires nowhere
+        (`negatives.py`), for scoring its label."""
         if not layout or any(n <= 0 for _, n in layout):
             raise ValueError(
                 f"layout needs at least one module, each with >= 1 component: {layout}"
             )
-        if vocab_size <= 0 or examples_per_component < 0 or context_tokens_per_side < 0:
+        if vocab_size <= 0 or min(examples_per_component, context_tokens_per_side) < 0:
             raise ValueError("vocab_size must be > 0; examples and context sizes must be >= 0")
         self.layout = [(str(m), int(n)) for m, n in layout]
         self.vocab_size = int(vocab_size)
@@ -107,8 +111,13 @@ class Harvester:
         self.examples = ExampleSample(c, self.examples_per_component, context_tokens_per_side, dev)
         self.generator = torch.Generator(device=dev)
         self.generator.manual_seed(self.seed)
+        self.negatives_per_component = max(0, int(negatives_per_component))
+        self.negatives = NegativeSample(
+            c, self.negatives_per_component, context_tokens_per_side, dev, self.seed
+        )
         tables = [self.firing_count, self.ci_sum, self.token_count, self.output_mass, self.input_co]
         tables += [self.output_tiles, self.cooc, *self.examples.tensors().values()]
+        tables += self.negatives.tensors().values()
         self.sizing = sizing or sizing_for(dev, c, v, tables_bytes=sum(t.nbytes for t in tables))
         self.block_positions = self.sizing.block_positions(c)
         """Also decides which firing draws which sampling key: kept across a resume."""
@@ -167,6 +176,9 @@ class Harvester:
         block = -(-n_pos // n_blocks)  # balanced: no small last block re-reading the tables
         for p0 in range(0, n_pos, block):
             self._update_block(p0, min(n_pos, p0 + block), tok, ci2, probs2, s)
+        if self.negatives_per_component:
+            with self._stage("negatives"):
+                self.negatives.offer(tok, ci2, s, self.n_tokens, self.ci_threshold)
         self.n_tokens += n_pos
         self.n_batches += 1
 
@@ -305,6 +317,8 @@ class Harvester:
     def _merge(self, other: Harvester) -> None:
         mine = (self.layout, self.vocab_size, self.ci_threshold, self.examples_per_component)
         theirs = (other.layout, other.vocab_size, other.ci_threshold, other.examples_per_component)
+        mine += (self.negatives_per_component,)
+        theirs += (other.negatives_per_component,)
         if mine != theirs or self.context_tokens_per_side != other.context_tokens_per_side:
             raise UserError("cannot merge harvesters with different layouts or parameters")
         if self.seed == other.seed and self.n_tokens and other.n_tokens:
@@ -329,6 +343,7 @@ class Harvester:
         )
         theirs_sample.load(other.examples.tensors())
         self.examples.merge(theirs_sample)
+        self.negatives.merge(other.negatives)
         self.n_tokens += other.n_tokens
         self.n_batches += other.n_batches
 
@@ -346,6 +361,7 @@ class Harvester:
             **self.state_meta(),
             "tables": {k: out(t) for k, t in self.state_tables().items()},
             "examples": {k: out(t) for k, t in self.examples.tensors().items()},
+            "negatives": {k: out(t) for k, t in self.negatives.tensors().items()},
         }
 
     def state_meta(self) -> dict[str, Any]:
@@ -365,6 +381,8 @@ class Harvester:
             "output_tile": self.output_tile,
             "generator_device": self.device.type,
             "generator_state": self.generator.get_state().cpu(),
+            "negatives_per_component": self.negatives_per_component,
+            "negative_generator_state": self.negatives.generator.get_state().cpu(),
         }
 
     def state_tables(self) -> dict[str, torch.Tensor]:
@@ -401,6 +419,7 @@ class Harvester:
                 name, value = "output_tiles", _as_tiles(value, h.output_tile)
             h._load_table(name, value)
         h.examples.load(state["examples"])
+        h.negatives.load(state.get("negatives", {}))
         return h
 
     @classmethod
@@ -418,12 +437,16 @@ class Harvester:
             device,
             state["seed"],
             output_tile=int(state.get("output_tile", OUTPUT_TILE)),
+            negatives_per_component=int(state.get("negatives_per_component", 0)),
         )
         h.n_tokens = int(state["n_tokens"])
         h.n_batches = int(state["n_batches"])
         h.block_positions = int(state["block_positions"])
         if state["generator_device"] == h.device.type:
             h.generator.set_state(state["generator_state"])
+            negative_state = state.get("negative_generator_state")
+            if negative_state is not None and len(negative_state):
+                h.negatives.generator.set_state(negative_state)
         else:
             # Generator states do not carry across device types: reseed from the position so the
             # sample stays uniform, though not bit-identical to an uninterrupted run.
@@ -433,6 +456,7 @@ class Harvester:
                 h.device.type,
             )
             h.generator.manual_seed(h.seed * 1_000_003 + h.n_batches)
+            h.negatives.generator.manual_seed(h.seed * 1_000_033 + h.n_batches)
         return h
 
 

@@ -42,8 +42,10 @@ def accumulator_bytes(
     context_tokens_per_side: int,
     total_tokens: int | None = None,
     device: torch.device | str = "cpu",
+    negatives_per_component: int = 0,
 ) -> dict[str, int]:
-    """Bytes of each accumulator table on the harvest device."""
+    """Bytes of each accumulator table on the harvest device (`examples_per_component`: the
+    whole sample, shown and held out)."""
     c = sum(n for _, n in layout)
     v = vocab_size
     count = 8 if total_tokens is not None and total_tokens > INT32_LIMIT else 4
@@ -56,6 +58,7 @@ def accumulator_bytes(
         "per_component": c * 16,
         "per_token": v * 16,
         "examples": c * examples_per_component * (16 + width * 8),
+        "silent_windows": c * negatives_per_component * (16 + width * 8),
     }
 
 
@@ -110,13 +113,20 @@ def check_fits(
     context_length: int,
     total_tokens: int | None = None,
     available: int | None = None,
+    negatives_per_component: int = 0,
 ) -> dict[str, int]:
     """Raise `UserError` unless accumulators + one batch's working set fit the free memory.
 
     Returns the breakdown. `available` overrides the measured free memory (tests, planning).
     """
     need = accumulator_bytes(
-        layout, vocab_size, examples_per_component, context_tokens_per_side, total_tokens, device
+        layout,
+        vocab_size,
+        examples_per_component,
+        context_tokens_per_side,
+        total_tokens,
+        device,
+        negatives_per_component,
     )
     tables = sum(need.values())
     need |= working_bytes(

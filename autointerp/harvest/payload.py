@@ -54,7 +54,7 @@ _KINDS = {"tables/cooc": "upper", "tables/output_tiles": "tiles"}
 
 class SectionHeader(msgspec.Struct):
     name: str
-    """`tables/<table>` or `examples/<tensor>`."""
+    """`tables/<table>`, `examples/<tensor>` or `negatives/<tensor>`."""
     dtype: str
     shape: list[int]
     kind: str
@@ -79,6 +79,8 @@ class PayloadHeader(msgspec.Struct):
     chunk_entries: int
     byteorder: str
     sections: list[SectionHeader]
+    negatives_per_component: int = 0
+    negative_generator_state: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,9 @@ class StateView:
 def state_sections(harvester: Harvester) -> dict[str, torch.Tensor]:
     """The harvester's live tensors by section name."""
     tables = {f"tables/{k}": t for k, t in harvester.state_tables().items()}
-    return tables | {f"examples/{k}": t for k, t in harvester.examples.tensors().items()}
+    examples = {f"examples/{k}": t for k, t in harvester.examples.tensors().items()}
+    negatives = {f"negatives/{k}": t for k, t in harvester.negatives.tensors().items()}
+    return tables | examples | (negatives if harvester.negatives_per_component else {})
 
 
 def live_view(harvester: Harvester) -> StateView:
@@ -128,6 +132,10 @@ def header_for(view: StateView) -> PayloadHeader:
         chunk_entries=CHUNK_ENTRIES,
         byteorder=sys.byteorder,
         sections=sections,
+        negatives_per_component=int(meta.get("negatives_per_component", 0)),
+        negative_generator_state=bytes(tensor_bytes(meta["negative_generator_state"].contiguous()))
+        if int(meta.get("negatives_per_component", 0))
+        else b"",
     )
 
 
@@ -184,8 +192,13 @@ def read_payload(source: Source, device: torch.device | str) -> Harvester:
     meta = msgspec.structs.asdict(header)
     meta["version"] = header.state_version
     meta["generator_state"] = torch.frombuffer(bytearray(header.generator_state), dtype=torch.uint8)
+    negative_state = bytearray(header.negative_generator_state)
+    meta["negative_generator_state"] = (
+        torch.frombuffer(negative_state, dtype=torch.uint8) if negative_state else None
+    )
     harvester = Harvester.from_state_meta(meta, device)
     examples = harvester.examples.tensors()
+    negatives = harvester.negatives.tensors()
     for section in header.sections:
         dtype = _DTYPES.get(section.dtype)
         group, _, name = section.name.partition("/")
@@ -195,6 +208,8 @@ def read_payload(source: Source, device: torch.device | str) -> Harvester:
             table = harvester.table_for_loading(name, dtype)
         elif group == "examples" and name in examples:
             table = examples[name]
+        elif group == "negatives" and name in negatives:
+            table = negatives[name]
         else:
             raise PayloadError(f"unknown section {section.name}")
         if list(table.shape) != section.shape or table.dtype != dtype:

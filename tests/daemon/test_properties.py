@@ -42,6 +42,8 @@ NEW_VALUES = {
     "context_tokens_per_side": st.integers(0, 50),
     "top_k": st.integers(1, 100),
     "seed": st.integers(0, 2**31),
+    "heldout_per_component": st.integers(0, 100),
+    "negatives_per_component": st.integers(0, 100),
 }
 
 

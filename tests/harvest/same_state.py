@@ -19,14 +19,17 @@ def state_differences(a: Harvester, b: Harvester) -> list[str]:
     """What differs between the states of `a` and `b` (empty: identical)."""
     out = []
     meta_a, meta_b = a.state_meta(), b.state_meta()
-    gen_a, gen_b = meta_a.pop("generator_state"), meta_b.pop("generator_state")
+    for name in ("generator_state", "negative_generator_state"):
+        if not torch.equal(meta_a.pop(name), meta_b.pop(name)):
+            out.append(name.replace("_", " "))
     if meta_a != meta_b:
         out.append(f"scalars: {meta_a} != {meta_b}")
-    if not torch.equal(gen_a, gen_b):
-        out.append("generator state")
     pairs = [(f"tables/{k}", t, b.state_tables()[k]) for k, t in a.state_tables().items()]
     pairs += [
         (f"examples/{k}", t, b.examples.tensors()[k]) for k, t in a.examples.tensors().items()
+    ]
+    pairs += [
+        (f"negatives/{k}", t, b.negatives.tensors()[k]) for k, t in a.negatives.tensors().items()
     ]
     for name, x, y in pairs:
         if x.dtype != y.dtype or x.shape != y.shape:

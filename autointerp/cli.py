@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "daemon": ("autointerp.commands.daemon", "harvest, finalize and label in one process"),
     "harvest": ("autointerp.commands.harvest", "harvest only (daemon, --labeller none)"),
     "interpret": ("autointerp.commands.interpret", "label an existing harvest"),
+    "score": ("autointerp.commands.score", "score a run's labels on its held-out windows"),
     "status": ("autointerp.commands.status", "print a run's phase, progress, counts and cost"),
 }
 

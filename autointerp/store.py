@@ -27,10 +27,12 @@ from autointerp.schemas import (
     ComponentData,
     HarvestConfig,
     HeldOutData,
+    InterpretationResult,
     LabelFailure,
     LiveProgress,
     ResumeRecord,
     RunState,
+    ScoreRecord,
 )
 
 DEFAULT_DATA_DIR = ".data/autointerp"
@@ -91,6 +93,17 @@ class RunDir:
     @property
     def failures_path(self) -> Path:
         return self.interpretations_dir / "failures.jsonl"
+
+    @property
+    def scores_dir(self) -> Path:
+        return self.root / "scores"
+
+    def score_path(self, scorer: str) -> Path:
+        return self.scores_dir / f"{scorer}.jsonl"
+
+    @property
+    def scores_summary_path(self) -> Path:
+        return self.scores_dir / "summary.json"
 
     @property
     def log_path(self) -> Path:
@@ -214,6 +227,31 @@ class RunReader:
                 ledger.cost_usd += record.cost_usd
                 ledger.cost_known &= record.cost_known
         return ledger
+
+    def labels(self) -> Iterator[InterpretationResult]:
+        """Each labelled component's result, in file order (the first result of a key wins)."""
+        seen: set[str] = set()
+        for result in iter_jsonl(self.run.results_path, InterpretationResult):
+            if result.component_key not in seen:
+                seen.add(result.component_key)
+                yield result
+
+    def scores(self, scorer: str) -> dict[str, ScoreRecord]:
+        """`scores/<scorer>.jsonl` by component (the first record of a key wins)."""
+        out: dict[str, ScoreRecord] = {}
+        for record in iter_jsonl(self.run.score_path(scorer), ScoreRecord):
+            out.setdefault(record.component_key, record)
+        return out
+
+    def scoring_cost(self) -> tuple[float, bool]:
+        """What every scorer's records cost, and whether every cost is known."""
+        cost, known = 0.0, True
+        if self.run.scores_dir.is_dir():
+            for path in sorted(self.run.scores_dir.glob("*.jsonl")):
+                for record in self.scores(path.stem).values():
+                    cost += record.cost_usd
+                    known &= record.cost_known
+        return cost, known
 
     def failures(self) -> tuple[dict[str, LabelFailure], int]:
         """The latest failure of each key, and how many lines the file has."""

@@ -154,6 +154,16 @@ def add_labelling_arguments(
 ) -> None:
     g = parser.add_argument_group("labelling")
     g.add_argument("--labeller", choices=choices, default=default, help=help)
+    add_client_arguments(g)
+    g.add_argument(
+        "--no-retry-failed",
+        action="store_true",
+        help="leave components in failures.jsonl alone instead of retrying them",
+    )
+
+
+def add_client_arguments(g: argparse._ArgumentGroup) -> None:
+    """The model, the endpoint and the pacing of the API client."""
     g.add_argument("--model", default=DEFAULT_MODEL, help="Claude model (default: %(default)s)")
     g.add_argument(
         "--base-url",
@@ -177,11 +187,6 @@ def add_labelling_arguments(
         help="stop sending new requests once the run has cost this much (earlier runs included)",
     )
     g.add_argument(
-        "--no-retry-failed",
-        action="store_true",
-        help="leave components in failures.jsonl alone instead of retrying them",
-    )
-    g.add_argument(
         "--timeout",
         type=positive_float,
         default=DEFAULT_TIMEOUT_S,
@@ -202,17 +207,21 @@ def labelling_from(args: argparse.Namespace, labeller: LabellerName, why: str) -
     return LabellingOptions(
         labeller=labeller,
         why=why,
-        client=ClientOptions(
-            model=args.model,
-            base_url=args.base_url,
-            timeout_s=args.timeout,
-            max_concurrent=args.max_concurrent,
-            limits=RateLimits(
-                max_rpm=args.max_rpm,
-                max_input_tpm=args.max_input_tpm,
-                max_output_tpm=args.max_output_tpm,
-            ),
-        ),
+        client=client_from(args),
         budget_usd=args.budget_usd,
         retry_failed=not args.no_retry_failed,
+    )
+
+
+def client_from(args: argparse.Namespace) -> ClientOptions:
+    return ClientOptions(
+        model=args.model,
+        base_url=args.base_url,
+        timeout_s=args.timeout,
+        max_concurrent=args.max_concurrent,
+        limits=RateLimits(
+            max_rpm=args.max_rpm,
+            max_input_tpm=args.max_input_tpm,
+            max_output_tpm=args.max_output_tpm,
+        ),
     )

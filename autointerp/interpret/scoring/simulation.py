@@ -115,21 +115,45 @@ def _parser(windows: list[Window]) -> Callable[[str], list[list[int]]]:
 
 
 def window_bootstrap(pairs: list[tuple[list[float], list[float]]], seed: int) -> Estimate:
-    """Pearson's r over all tokens, with a percentile bootstrap over whole windows."""
+    """Pearson's r over all tokens, with a percentile bootstrap over whole windows.
+
+    Each window is reduced to its sums (n, Σx, Σy, Σx², Σy², Σxy) once, so a resample costs a
+    sum over windows, not over tokens."""
     n = len(pairs)
     point = correlation([x for ci, _ in pairs for x in ci], [y for _, ys in pairs for y in ys])
     if point.value is None or n < 2:
         return Estimate(point.value, None, None, n)
+    sums = [_sums(xs, ys) for xs, ys in pairs]
     rng = random.Random(seed)
     draws = []
+    windows = range(n)
     for _ in range(BOOTSTRAP_SAMPLES):
-        sample = [pairs[rng.randrange(n)] for _ in range(n)]
-        r = correlation([x for ci, _ in sample for x in ci], [y for _, ys in sample for y in ys])
-        if r.value is not None:
-            draws.append(r.value)
+        drawn = (sums[i] for i in rng.choices(windows, k=n))
+        r = _r_from_sums([sum(column) for column in zip(*drawn, strict=True)])
+        if r is not None:
+            draws.append(r)
     if len(draws) < BOOTSTRAP_SAMPLES // 2:
         return Estimate(point.value, None, None, n)
     draws.sort()
     low = draws[int(0.025 * (len(draws) - 1))]
     high = draws[math.ceil(0.975 * (len(draws) - 1))]
     return Estimate(point.value, min(low, point.value), max(high, point.value), n)
+
+
+def _sums(xs: list[float], ys: list[float]) -> tuple[float, ...]:
+    return (
+        float(len(xs)),
+        sum(xs),
+        sum(ys),
+        sum(x * x for x in xs),
+        sum(y * y for y in ys),
+        sum(x * y for x, y in zip(xs, ys, strict=True)),
+    )
+
+
+def _r_from_sums(s: list[float]) -> float | None:
+    n, sx, sy, sxx, syy, sxy = s
+    vx, vy = n * sxx - sx * sx, n * syy - sy * sy
+    if vx <= 0 or vy <= 0:
+        return None
+    return max(-1.0, min(1.0, (n * sxy - sx * sy) / math.sqrt(vx * vy)))

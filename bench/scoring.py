@@ -1,0 +1,82 @@
+"""What scoring costs: tokens and dollars per 1,000 components, per scorer, counted on the
+loopback Messages API (`tests/interpret/fake_api.py`) that answers as an oracle.
+
+    PYTHONPATH=. python -m bench.scoring [--batches 40]
+
+It harvests the embedded demo with the offline labeller into a temporary directory, then runs
+`autointerp score` with `--answerer claude` against the loopback server and adds up the usage
+each record reports. The server counts tokens as characters / 4 (it has no tokenizer), so the
+figures are estimates of what the real API would bill; the price is Haiku 4.5's ($1 / $5 per
+million input / output tokens, cache reads at 0.1x).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from autointerp.store import RunDir, RunReader
+from tests.interpret.fake_api import FakeMessagesServer
+from tests.interpret.test_scorers import oracle
+
+REPO = Path(__file__).resolve().parents[1]
+SCORERS = ("detection", "fuzzing", "intruder", "simulation")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, default=40, help="demo harvest batches")
+    args = parser.parse_args()
+    env = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}
+    env["PYTHONPATH"] = str(REPO)
+    with tempfile.TemporaryDirectory() as data, FakeMessagesServer(answer=oracle) as srv:
+        daemon = [sys.executable, "-m", "autointerp", "daemon", "demo", "--labeller", "offline",
+                  "--plain", "--device", "cpu", "--data-dir", data, "--n-batches",
+                  str(args.batches)]  # fmt: skip
+        subprocess.run(daemon, env=env, cwd=REPO, check=True, capture_output=True)
+        score = [sys.executable, "-m", "autointerp", "score", "demo", "--data-dir", data,
+                 "--answerer", "claude", "--base-url", srv.base_url,
+                 "--max-concurrent", "16"]  # fmt: skip
+        subprocess.run(score, env={**env, "ANTHROPIC_API_KEY": "bench-key"}, cwd=REPO,
+                       check=True, capture_output=True)  # fmt: skip
+        reader = RunReader(RunDir(Path(data) / "demo"))
+        print(f"demo, {args.batches} batches; loopback server, {len(srv.requests)} requests")
+        print(
+            "| scorer | components scored | requests / component | input tokens / 1k "
+            "| output tokens / 1k | cost / 1k components (Haiku 4.5) |"
+        )
+        print("|---|---|---|---|---|---|")
+        for scorer in SCORERS:
+            records = [r for r in reader.scores(scorer).values() if r.n > 0]
+            n = len(records)
+            if n == 0:
+                continue
+            tokens_in = sum(
+                r.input_tokens + r.cache_creation_input_tokens + r.cache_read_input_tokens
+                for r in records
+            )
+            tokens_out = sum(r.output_tokens for r in records)
+            cost = sum(r.cost_usd for r in records)
+            asked = sum(1 for q in srv.requests if _scorer_of(q.body) == scorer)
+            print(f"| {scorer} | {n} | {asked / n:.1f} | {tokens_in / n * 1000:,.0f} "
+                  f"| {tokens_out / n * 1000:,.0f} | ${cost / n * 1000:.2f} |")  # fmt: skip
+
+
+def _scorer_of(body: dict[str, Any]) -> str:
+    text = body["messages"][0]["content"]
+    if '"intruders"' in text:
+        return "intruder"
+    if '"windows"' in text:
+        return "simulation"
+    if "marked token" in text:
+        return "fuzzing"
+    return "detection"
+
+
+if __name__ == "__main__":
+    main()

@@ -34,6 +34,17 @@ class RunStatus(msgspec.Struct):
     last_checkpoint_at: float | None
     live: LiveProgress | None = None
     """What the running process reported a few seconds ago (None: none running)."""
+    scores: dict[str, ScoreLine] = {}
+    """Each scorer's mean over the scored components (from `scores/summary.json`)."""
+
+
+class ScoreLine(msgspec.Struct):
+    mean: float | None
+    ci_low: float | None
+    ci_high: float | None
+    n: int
+    unscored: int
+    cost_usd: float
 
 
 def collect(run: RunDir) -> RunStatus:
@@ -66,7 +77,36 @@ def collect(run: RunDir) -> RunStatus:
         resumed_from=[s.batches_done for s in state.starts],
         last_checkpoint_at=state.last_checkpoint_at,
         live=reader.live_progress(),
+        scores=_scores(run),
     )
+
+
+class _Mean(msgspec.Struct):
+    mean: float | None
+    ci_low: float | None
+    ci_high: float | None
+    n: int
+    unscored: int = 0
+
+
+class _Summary(msgspec.Struct):
+    overall: _Mean
+    cost_usd: float = 0.0
+
+
+def _scores(run: RunDir) -> dict[str, ScoreLine]:
+    path = run.scores_summary_path
+    if not path.exists():
+        return {}
+    try:
+        summary = msgspec.json.decode(path.read_bytes(), type=dict[str, _Summary])
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return {}
+    out = {}
+    for name, s in summary.items():
+        o = s.overall
+        out[name] = ScoreLine(o.mean, o.ci_low, o.ci_high, o.n, o.unscored, s.cost_usd)
+    return out
 
 
 def describe(s: RunStatus, now: float | None = None) -> str:
@@ -96,4 +136,12 @@ def describe(s: RunStatus, now: float | None = None) -> str:
     ]
     if live is not None:
         lines.append(f"live       as of {max(0.0, now - live.updated_at):.0f} s ago")
+    for name, score in s.scores.items():
+        shown = "-" if score.mean is None else f"{score.mean:.3f}"
+        if score.ci_low is not None and score.ci_high is not None:
+            shown += f" [{score.ci_low:.3f}, {score.ci_high:.3f}]"
+        lines.append(
+            f"score      {name} {shown} over {score.n} components ({score.unscored} unscored),"
+            f" ${score.cost_usd:,.4f}"
+        )
     return "\n".join(lines)

@@ -52,6 +52,13 @@ def test_offline_scoring_writes_one_record_per_component_and_scorer_once(tmp_pat
     assert summary["detection"]["overall"]["n"] + summary["detection"]["overall"][
         "unscored"
     ] == len(labelled)
+    status = subprocess.run(
+        [sys.executable, "-m", "autointerp", "status", "tiny", "--data-dir", str(tmp_path), "--json"],
+        cwd=REPO, env=child_env(), capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    shown = msgspec.json.decode(status.stdout)["scores"]
+    assert set(shown) == set(SCORERS)
+    assert shown["detection"]["n"] == summary["detection"]["overall"]["n"]
     before = {s: tiny_run(tmp_path).score_path(s).read_bytes() for s in SCORERS}
     again = score(tmp_path)
     assert again.returncode == 0 and "0 (component, scorer) pairs to score" in again.stderr

@@ -53,7 +53,8 @@ def test_offline_scoring_writes_one_record_per_component_and_scorer_once(tmp_pat
         "unscored"
     ] == len(labelled)
     status = subprocess.run(
-        [sys.executable, "-m", "autointerp", "status", "tiny", "--data-dir", str(tmp_path), "--json"],
+        [sys.executable, "-m", "autointerp", "status", "tiny", "--data-dir", str(tmp_path),
+         "--json"],
         cwd=REPO, env=child_env(), capture_output=True, text=True, check=True,
     )  # fmt: skip
     shown = msgspec.json.decode(status.stdout)["scores"]

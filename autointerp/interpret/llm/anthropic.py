@@ -92,7 +92,7 @@ class AnthropicProvider(Provider):
         except anthropic.APIConnectionError as e:
             if isinstance(e.__cause__, httpx2.ConnectError):
                 raise Transient(
-                    f"cannot connect to {self.base_url} ({e.message})", unreachable=True
+                    f"cannot reach the API at {self.base_url} ({e.message})", unreachable=True
                 ) from None
             raise Transient("request connection failed (APIConnectionError)") from None
         except (json.JSONDecodeError, anthropic.APIResponseValidationError) as e:

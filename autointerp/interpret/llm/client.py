@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+MIN_SECRET_CHARS = 8
 CHARS_PER_TOKEN = 3.5
 """For the input-token estimate reserved against `--max-input-tpm` before sending."""
 
@@ -244,9 +245,9 @@ class LLMClient:
         if waited >= self.retry.unreachable_give_up_s:
             self._fatal = FatalAPIError(
                 self._redact(
-                    f"cannot reach the API at {self.provider.base_url}: {e.reason}; no request "
-                    f"has got through in {waited:.0f} s. Check --base-url (or the provider's "
-                    "base-URL variable, e.g. ANTHROPIC_BASE_URL) and the network"
+                    f"{e.reason}; no request has got through in {waited:.0f} s. Check "
+                    "--base-url (or the provider's base-URL variable, e.g. ANTHROPIC_BASE_URL) "
+                    "and the network"
                 )
             )
             raise self._fatal
@@ -274,5 +275,7 @@ class LLMClient:
         log.debug("model request failed: %s", self._last_error)
 
     def _redact(self, text: str) -> str:
+        """The key never appears in a message we make (a key too short to be one, such as a
+        placeholder, is left alone: replacing it would only garble the text)."""
         secret = self.provider.secret
-        return text.replace(secret, "[redacted]") if secret else text
+        return text.replace(secret, "[redacted]") if len(secret) >= MIN_SECRET_CHARS else text

@@ -16,8 +16,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from autointerp.commands.arguments import add_client_arguments, add_data_dir, client_from
 from autointerp.errors import UserError
@@ -75,7 +74,9 @@ def run(args: argparse.Namespace) -> int:
     answerer, why = _answerer(args)
     print(f"autointerp: scoring with {answerer.name} {answerer.model} ({why})", file=sys.stderr)
     scorers = [SCORERS[n]() for n in names]
-    return _run_async(_score(run_dir, scorers, answerer, args))
+    from autointerp.daemon.runtime import run_async
+
+    return run_async(_score(run_dir, scorers, answerer, args))
 
 
 def _answerer(args: argparse.Namespace) -> tuple[Answerer, str]:
@@ -94,14 +95,6 @@ def _answerer(args: argparse.Namespace) -> tuple[Answerer, str]:
     from autointerp.interpret.llm.options import build_client
 
     return ModelAnswerer(build_client(client_from(args))), why
-
-
-def _run_async(coro: Coroutine[Any, Any, int]) -> int:
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - no uvloop on Windows
-        return asyncio.run(coro)
-    return uvloop.run(coro)
 
 
 async def _score(

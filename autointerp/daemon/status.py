@@ -11,6 +11,7 @@ import time
 
 import msgspec
 
+from autointerp.interpret.scoring.summary import MeanScore, ScorerSummary
 from autointerp.schemas import LiveProgress
 from autointerp.store import RunDir, RunReader
 
@@ -34,17 +35,9 @@ class RunStatus(msgspec.Struct):
     last_checkpoint_at: float | None
     live: LiveProgress | None = None
     """What the running process reported a few seconds ago (None: none running)."""
-    scores: dict[str, ScoreLine] = {}
+    scores: dict[str, MeanScore] = {}
     """Each scorer's mean over the scored components (from `scores/summary.json`)."""
-
-
-class ScoreLine(msgspec.Struct):
-    mean: float | None
-    ci_low: float | None
-    ci_high: float | None
-    n: int
-    unscored: int
-    cost_usd: float
+    scoring_cost_usd: float = 0.0
 
 
 def collect(run: RunDir) -> RunStatus:
@@ -60,6 +53,7 @@ def collect(run: RunDir) -> RunStatus:
     phase = state.phase
     if phase == "label" and remaining == 0 and not failed:
         phase = "done"  # labelled by `autointerp interpret`, or by a start that was then stopped
+    scores = _scores(run)
     return RunStatus(
         run_dir=str(run.root.absolute()),
         phase=phase,
@@ -77,36 +71,19 @@ def collect(run: RunDir) -> RunStatus:
         resumed_from=[s.batches_done for s in state.starts],
         last_checkpoint_at=state.last_checkpoint_at,
         live=reader.live_progress(),
-        scores=_scores(run),
+        scores={name: s.overall for name, s in scores.items()},
+        scoring_cost_usd=sum(s.cost_usd for s in scores.values()),
     )
 
 
-class _Mean(msgspec.Struct):
-    mean: float | None
-    ci_low: float | None
-    ci_high: float | None
-    n: int
-    unscored: int = 0
-
-
-class _Summary(msgspec.Struct):
-    overall: _Mean
-    cost_usd: float = 0.0
-
-
-def _scores(run: RunDir) -> dict[str, ScoreLine]:
+def _scores(run: RunDir) -> dict[str, ScorerSummary]:
     path = run.scores_summary_path
     if not path.exists():
         return {}
     try:
-        summary = msgspec.json.decode(path.read_bytes(), type=dict[str, _Summary])
+        return msgspec.json.decode(path.read_bytes(), type=dict[str, ScorerSummary])
     except (msgspec.DecodeError, msgspec.ValidationError):
-        return {}
-    out = {}
-    for name, s in summary.items():
-        o = s.overall
-        out[name] = ScoreLine(o.mean, o.ci_low, o.ci_high, o.n, o.unscored, s.cost_usd)
-    return out
+        return {}  # a summary from another version: status shows the rest
 
 
 def describe(s: RunStatus, now: float | None = None) -> str:
@@ -136,12 +113,11 @@ def describe(s: RunStatus, now: float | None = None) -> str:
     ]
     if live is not None:
         lines.append(f"live       as of {max(0.0, now - live.updated_at):.0f} s ago")
-    for name, score in s.scores.items():
-        shown = "-" if score.mean is None else f"{score.mean:.3f}"
-        if score.ci_low is not None and score.ci_high is not None:
-            shown += f" [{score.ci_low:.3f}, {score.ci_high:.3f}]"
-        lines.append(
-            f"score      {name} {shown} over {score.n} components ({score.unscored} unscored),"
-            f" ${score.cost_usd:,.4f}"
-        )
+    for name, o in s.scores.items():
+        shown = "-" if o.mean is None else f"{o.mean:.3f}"
+        if o.ci_low is not None and o.ci_high is not None:
+            shown += f" [{o.ci_low:.3f}, {o.ci_high:.3f}]"
+        lines.append(f"score      {name} {shown} over {o.n} components ({o.unscored} unscored)")
+    if s.scores:
+        lines.append(f"scoring    ${s.scoring_cost_usd:,.4f}")
     return "\n".join(lines)

@@ -26,9 +26,8 @@ import msgspec
 import torch
 
 from autointerp.errors import UserError
-from autointerp.harvest.harvester import INT32_LIMIT
+from autointerp.harvest.memory import state_shapes
 from autointerp.harvest.payload import dense_bound
-from autointerp.harvest.sizing import output_tile_for
 from autointerp.schemas import HarvestConfig
 from autointerp.store import RunDir, RunReader
 
@@ -62,42 +61,6 @@ class DiskNeed(msgspec.Struct):
     @property
     def total(self) -> int:
         return max(0, self.checkpoints + self.components - self.already_on_disk)
-
-
-def state_shapes(
-    layout: list[tuple[str, int]],
-    vocab_size: int,
-    examples_per_component: int,
-    context_tokens_per_side: int,
-    total_tokens: int | None = None,
-    device: torch.device | str = "cpu",
-    negatives_per_component: int = 0,
-) -> dict[str, tuple[torch.dtype, list[int]]]:
-    """Dtype and shape of each section of a harvester's state (`payload.state_sections`)."""
-    c, v, k = sum(n for _, n in layout), vocab_size, examples_per_component
-    count = torch.int64 if total_tokens is not None and total_tokens > INT32_LIMIT else torch.int32
-    tile = max(1, min(output_tile_for(torch.device(device)), v))
-    width = 2 * context_tokens_per_side + 1
-    n = negatives_per_component
-    negatives = {
-        "negatives/keys": (torch.int64, [c, n]),
-        "negatives/gpos": (torch.int64, [c, n]),
-        "negatives/tokens": (torch.int32, [c, n, width]),
-        "negatives/ci": (torch.float32, [c, n, width]),
-    }
-    return (negatives if n else {}) | {
-        "tables/firing_count": (torch.int64, [c]),
-        "tables/ci_sum": (torch.float64, [c]),
-        "tables/token_count": (torch.int64, [v]),
-        "tables/output_mass": (torch.float64, [v]),
-        "tables/input_co": (count, [c, v]),
-        "tables/output_tiles": (torch.float64, [-(-v // tile), c, tile]),
-        "tables/cooc": (count, [c, c]),
-        "examples/keys": (torch.int64, [c, k]),
-        "examples/gpos": (torch.int64, [c, k]),
-        "examples/tokens": (torch.int32, [c, k, width]),
-        "examples/ci": (torch.float32, [c, k, width]),
-    }
 
 
 def checkpoint_bytes(config: HarvestConfig, device: torch.device | str) -> int:

@@ -23,8 +23,11 @@ def _rank_in_runs(ids: torch.Tensor) -> torch.Tensor:
     return torch.arange(ids.numel(), device=ids.device) - torch.searchsorted(ids, ids)
 
 
-class ExampleSample:
-    """Per-component bottom-k state: keys, global positions, token windows and CI windows."""
+class KeyedWindows:
+    """Per-component bottom-k state: keys, global positions, token windows and CI windows.
+
+    The storage and the merge shared by the examples (firings) and the silent windows
+    (`negatives.py`); each decides what it offers."""
 
     def __init__(self, n_components: int, k: int, window: int, device: torch.device) -> None:
         self.k = k
@@ -41,6 +44,24 @@ class ExampleSample:
     def load(self, tensors: dict[str, torch.Tensor]) -> None:
         for name, value in tensors.items():
             getattr(self, name).copy_(value)
+
+    def merge(self, other: KeyedWindows) -> None:
+        """Keep the bottom-k of both samples (they came from disjoint streams)."""
+        dev = self.keys.device
+        keys = torch.cat([self.keys, other.keys.to(dev)], dim=1)
+        gpos = torch.cat([self.gpos, other.gpos.to(dev)], dim=1)
+        order = torch.argsort(gpos, dim=1, stable=True)
+        order = order.gather(1, torch.argsort(keys.gather(1, order), dim=1, stable=True))
+        order = order[:, : self.k]
+        self.keys = keys.gather(1, order)
+        self.gpos = gpos.gather(1, order)
+        idx = order[:, :, None].expand(-1, -1, self.tokens.shape[2])
+        self.tokens = torch.cat([self.tokens, other.tokens.to(dev)], dim=1).gather(1, idx)
+        self.ci = torch.cat([self.ci, other.ci.to(dev)], dim=1).gather(1, idx)
+
+
+class ExampleSample(KeyedWindows):
+    """The uniform sample of each component's firings (the activation examples)."""
 
     def offer(
         self,
@@ -124,16 +145,3 @@ class ExampleSample:
         win_tokens = torch.where(valid, tokens[flat].to(torch.int32), PAD_ID)
         win_ci = ci[flat, comp[:, None]].to(torch.float32)
         return win_tokens, torch.where(valid, win_ci, 0.0)
-
-    def merge(self, other: ExampleSample) -> None:
-        """Keep the bottom-k of both samples (they came from disjoint streams)."""
-        keys = torch.cat([self.keys, other.keys], dim=1)
-        gpos = torch.cat([self.gpos, other.gpos], dim=1)
-        order = torch.argsort(gpos, dim=1, stable=True)
-        order = order.gather(1, torch.argsort(keys.gather(1, order), dim=1, stable=True))
-        order = order[:, : self.k]
-        self.keys = keys.gather(1, order)
-        self.gpos = gpos.gather(1, order)
-        idx = order[:, :, None].expand(-1, -1, self.tokens.shape[2])
-        self.tokens = torch.cat([self.tokens, other.tokens], dim=1).gather(1, idx)
-        self.ci = torch.cat([self.ci, other.ci], dim=1).gather(1, idx)

@@ -15,6 +15,7 @@ batches and between components. It knows nothing of labelling.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import threading
 import time
@@ -31,7 +32,7 @@ from autointerp.harvest.harvester import Harvester
 from autointerp.harvest.summary import summarize
 from autointerp.harvest.threads import CpuThreadPolicy
 from autointerp.harvest.writer import CheckpointWriter
-from autointerp.schemas import ComponentData, HarvestConfig
+from autointerp.schemas import ComponentData, HarvestConfig, HeldOutData
 from autointerp.sources.base import Source
 from autointerp.store import RunDir, RunReader, StateFile
 
@@ -354,7 +355,11 @@ class HarvestPass:
             components = finalize(
                 harvester, self.source.decode, top_k=cfg.top_k, start=start, shown=shown
             )
-            heldout = finalize_heldout(harvester, self.source.decode, shown, start=start)
+            heldout: Iterator[HeldOutData | None] = (
+                finalize_heldout(harvester, self.source.decode, shown, start=start)
+                if scoring
+                else itertools.repeat(None, harvester.n_components - start)
+            )
             held_keys = RunReader(self.run_dir).heldout_keys() if scoring else set()
             written, alive = start, self.progress.alive_written
             for component, withheld in zip(components, heldout, strict=True):

@@ -22,6 +22,7 @@ working set counts.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -35,6 +36,55 @@ GIB = 2**30
 FINALIZE_BYTES_PER_ENTRY = 64
 
 
+def state_shapes(
+    layout: list[tuple[str, int]],
+    vocab_size: int,
+    examples_per_component: int,
+    context_tokens_per_side: int,
+    total_tokens: int | None = None,
+    device: torch.device | str = "cpu",
+    negatives_per_component: int = 0,
+) -> dict[str, tuple[torch.dtype, list[int]]]:
+    """Dtype and shape of each section of a harvester's state (`payload.state_sections`)."""
+    c, v, k = sum(n for _, n in layout), vocab_size, examples_per_component
+    count = torch.int64 if total_tokens is not None and total_tokens > INT32_LIMIT else torch.int32
+    tile = max(1, min(output_tile_for(torch.device(device)), v))
+    width = 2 * context_tokens_per_side + 1
+    n = negatives_per_component
+    negatives = {
+        "negatives/keys": (torch.int64, [c, n]),
+        "negatives/gpos": (torch.int64, [c, n]),
+        "negatives/tokens": (torch.int32, [c, n, width]),
+        "negatives/ci": (torch.float32, [c, n, width]),
+    }
+    return (negatives if n else {}) | {
+        "tables/firing_count": (torch.int64, [c]),
+        "tables/ci_sum": (torch.float64, [c]),
+        "tables/token_count": (torch.int64, [v]),
+        "tables/output_mass": (torch.float64, [v]),
+        "tables/input_co": (count, [c, v]),
+        "tables/output_tiles": (torch.float64, [-(-v // tile), c, tile]),
+        "tables/cooc": (count, [c, c]),
+        "examples/keys": (torch.int64, [c, k]),
+        "examples/gpos": (torch.int64, [c, k]),
+        "examples/tokens": (torch.int32, [c, k, width]),
+        "examples/ci": (torch.float32, [c, k, width]),
+    }
+
+
+SECTION_GROUPS = {
+    "tables/input_co": "input_token_counts",
+    "tables/output_tiles": "output_token_mass",
+    "tables/cooc": "cooccurrence",
+    "tables/firing_count": "per_component",
+    "tables/ci_sum": "per_component",
+    "tables/token_count": "per_token",
+    "tables/output_mass": "per_token",
+}
+"""How `check_fits` names the state's sections in its breakdown (the rest by their group)."""
+GROUP_NAMES = {"examples": "examples", "negatives": "silent_windows"}
+
+
 def accumulator_bytes(
     layout: list[tuple[str, int]],
     vocab_size: int,
@@ -45,21 +95,21 @@ def accumulator_bytes(
     negatives_per_component: int = 0,
 ) -> dict[str, int]:
     """Bytes of each accumulator table on the harvest device (`examples_per_component`: the
-    whole sample, shown and held out)."""
-    c = sum(n for _, n in layout)
-    v = vocab_size
-    count = 8 if total_tokens is not None and total_tokens > INT32_LIMIT else 4
-    width = 2 * context_tokens_per_side + 1
-    tile = min(output_tile_for(device), v)
-    return {
-        "input_token_counts": c * v * count,
-        "output_token_mass": c * -(-v // tile) * tile * 8,
-        "cooccurrence": c * c * count,
-        "per_component": c * 16,
-        "per_token": v * 16,
-        "examples": c * examples_per_component * (16 + width * 8),
-        "silent_windows": c * negatives_per_component * (16 + width * 8),
-    }
+    whole sample, shown and held out), summed from `state_shapes`."""
+    shapes = state_shapes(
+        layout,
+        vocab_size,
+        examples_per_component,
+        context_tokens_per_side,
+        total_tokens,
+        device,
+        negatives_per_component,
+    )
+    out: dict[str, int] = {}
+    for name, (dtype, shape) in shapes.items():
+        group = SECTION_GROUPS.get(name) or GROUP_NAMES[name.partition("/")[0]]
+        out[group] = out.get(group, 0) + math.prod(shape) * dtype.itemsize
+    return out
 
 
 def working_bytes(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from autointerp.harvest.examples import EMPTY_KEY, PAD_ID
+from autointerp.harvest.examples import EMPTY_KEY, PAD_ID, KeyedWindows
 
 CANDIDATES_PER_BATCH = 32
 """Candidate windows per batch: over a pass of hundreds of batches, thousands of windows."""
@@ -22,37 +22,15 @@ SEED_OFFSET = 0x6E6567  # "neg"
 """The sampler's generator is seeded with the harvest seed plus this."""
 
 
-class NegativeSample:
-    """Per-component bottom-k of keyed silent windows: keys, stream positions, tokens, CI."""
+class NegativeSample(KeyedWindows):
+    """Per-component bottom-k of keyed silent windows, with its own generator."""
 
     def __init__(
         self, n_components: int, k: int, window: int, device: torch.device, seed: int
     ) -> None:
-        self.k = k
-        self.window = window
-        width = 2 * window + 1
-        self.keys = torch.full((n_components, k), EMPTY_KEY, dtype=torch.int64, device=device)
-        self.gpos = torch.zeros((n_components, k), dtype=torch.int64, device=device)
-        self.tokens = torch.full((n_components, k, width), PAD_ID, dtype=torch.int32, device=device)
-        self.ci = torch.zeros((n_components, k, width), dtype=torch.float32, device=device)
+        super().__init__(n_components, k, window, device)
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(seed + SEED_OFFSET)
-
-    def tensors(self) -> dict[str, torch.Tensor]:
-        return {"keys": self.keys, "gpos": self.gpos, "tokens": self.tokens, "ci": self.ci}
-
-    def load(self, tensors: dict[str, torch.Tensor]) -> None:
-        for name, value in tensors.items():
-            getattr(self, name).copy_(value)
-
-    def merge(self, other: NegativeSample) -> None:
-        """The bottom-k of both samples (drawn over disjoint data with different seeds)."""
-        keys = torch.cat([self.keys, other.keys.to(self.keys.device)], dim=1)
-        best = torch.topk(keys, self.k, dim=1, largest=False, sorted=True).indices
-        for name in ("keys", "gpos", "tokens", "ci"):
-            both = torch.cat([getattr(self, name), getattr(other, name).to(self.keys.device)], 1)
-            index = best if both.dim() == 2 else best[:, :, None].expand(-1, -1, both.shape[2])
-            getattr(self, name).copy_(both.gather(1, index))
 
     def offer(
         self,

@@ -88,6 +88,11 @@ def _answerer(args: argparse.Namespace) -> tuple[Answerer, str]:
     )  # fmt: skip
     if name == "offline":
         return OfflineAnswerer(), why
+    if not os.environ.get(API_KEY_ENV, "").strip():
+        raise UserError(
+            f"{API_KEY_ENV} is not set: export your Anthropic API key in {API_KEY_ENV}, or use "
+            "--answerer offline to score with the offline simulator"
+        )
     if args.budget_usd is not None and price_of(args.model) is None:
         raise UserError(
             f"--budget-usd cannot be kept for model {args.model!r}: its price is unknown"

@@ -100,6 +100,12 @@ class InterpretationResult(msgspec.Struct):
     timestamp: float = 0.0
     cost_known: bool = True
     """False when the model's price is unknown: `cost_usd` is then 0 but not free."""
+    input_label: str = ""
+    """What the component responds to (the input side); "" from the one-line prompt (v1)."""
+    output_label: str = ""
+    """What it does when it fires: the tokens it promotes (the output side); "" from v1."""
+    prompt: str = ""
+    """The labelling prompt's version (`v1`: one line; `v2`: both sides); "" in older runs."""
 
 
 class ScoreRecord(msgspec.Struct):
@@ -123,7 +129,10 @@ class ScoreRecord(msgspec.Struct):
     """`claude` (a model through the API) or `offline` (the label-word simulator)."""
     model: str = ""
     label: str = ""
-    """The label that was scored."""
+    """The label text that was scored (the side the scorer reads, see `side`)."""
+    side: str = ""
+    """`input` or `output`: which of the labeller's descriptions was scored; "" for intruder,
+    which reads none."""
     input_tokens: int = 0
     output_tokens: int = 0
     cache_creation_input_tokens: int = 0

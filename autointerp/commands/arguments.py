@@ -23,6 +23,7 @@ from autointerp.interpret.llm.options import (
 )
 from autointerp.interpret.llm.ratelimit import RateLimits
 from autointerp.interpret.options import LabellerName, LabellingOptions
+from autointerp.interpret.prompt_version import DEFAULT_PROMPT, PROMPT_VERSIONS
 
 
 def package_version() -> str:
@@ -154,6 +155,13 @@ def add_labelling_arguments(
 ) -> None:
     g = parser.add_argument_group("labelling")
     g.add_argument("--labeller", choices=choices, default=default, help=help)
+    g.add_argument(
+        "--prompt",
+        choices=PROMPT_VERSIONS,
+        default=DEFAULT_PROMPT,
+        help="v2: what the component does when it fires and what it responds to, beside the "
+        "one-line label; v1: the one-line label only (default: %(default)s)",
+    )
     add_client_arguments(g)
     g.add_argument(
         "--no-retry-failed",
@@ -210,6 +218,7 @@ def labelling_from(args: argparse.Namespace, labeller: LabellerName, why: str) -
         client=client_from(args),
         budget_usd=args.budget_usd,
         retry_failed=not args.no_retry_failed,
+        prompt=args.prompt,
     )
 
 

@@ -1,8 +1,8 @@
 """`autointerp score <run>`: score a run's labels on its held-out windows.
 
-Scorers: detection, fuzzing, intruder and simulation (`--scorers`, default all). The answers come
-from Claude when `ANTHROPIC_API_KEY` is set, else from the offline simulator that reads the
-label's words (`--answerer`), and the command says which. Resumable and exactly once per
+Scorers: detection, fuzzing, intruder, simulation and output (`--scorers`, default all). The
+answers come from Claude when `ANTHROPIC_API_KEY` is set, else from the offline simulator that
+reads the label's words (`--answerer`), and the command says which. Resumable and exactly once per
 component and scorer; the first Ctrl-C (or SIGTERM) lets components in flight finish and be
 written, a second exits at once (130).
 """
@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # the scorers import the client: only once the command runs
     from autointerp.interpret.scoring.base import Scorer
     from autointerp.interpret.scoring.runner import ScoringRun
 
-DEFAULT_SCORERS = "detection,fuzzing,intruder,simulation"
+DEFAULT_SCORERS = "detection,fuzzing,intruder,simulation,output"
 PROGRESS_EVERY_S = 10.0
 
 
@@ -48,6 +48,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=f"claude (default when {API_KEY_ENV} is set) or offline (a simulator that reads the "
         "label's words; no network)",
+    )
+    g.add_argument(
+        "--read",
+        choices=["sides", "label"],
+        default="sides",
+        help="sides: each scorer reads the side of the label it tests (what the component "
+        "responds to, or what it does), the one-line label where there is none; label: every "
+        "scorer reads the one-line label (default: %(default)s)",
     )
     add_client_arguments(g)
 
@@ -118,6 +126,7 @@ async def _score(
             answerer,
             budget_usd=args.budget_usd,
             workers=args.max_concurrent,
+            read=args.read,
         )
         todo = await asyncio.to_thread(scoring.count_todo)
         print(f"autointerp: {todo} (component, scorer) pairs to score in {run_dir.root}",

@@ -9,30 +9,38 @@ from autointerp.interpret.llm.client import LLMClient
 from autointerp.interpret.llm.provider import Request
 from autointerp.interpret.llm.stats import ClientStats
 from autointerp.interpret.prompt import render_prompt
-from autointerp.interpret.response import parse_response, response_schema
+from autointerp.interpret.prompt_version import DEFAULT_PROMPT, PromptVersion
+from autointerp.interpret.response import response_parser, response_schema
 from autointerp.schemas import ArchitectureInfo, ComponentData, InterpretationResult
 
 
 class ModelLabeller(Labeller):
-    def __init__(self, client: LLMClient, *, name: str = "claude") -> None:
+    def __init__(
+        self, client: LLMClient, *, name: str = "claude", prompt: PromptVersion = DEFAULT_PROMPT
+    ) -> None:
         self.client = client
         self.name = name
         self.model = client.model
         self.max_concurrent = client.max_concurrent
-        self._schema = response_schema()
+        self.prompt = prompt
+        self._schema = response_schema(prompt)
+        self._parse = response_parser(prompt)
 
     async def label(
         self, component: ComponentData, architecture: ArchitectureInfo
     ) -> InterpretationResult:
-        prompt = render_prompt(component, architecture)
+        prompt = render_prompt(component, architecture, self.prompt)
         request = Request(system=prompt.system, user=prompt.user, schema=self._schema)
-        done = await self.client.complete(request, parse_response)
+        done = await self.client.complete(request, self._parse)
         answer, usage = done.answer, done.usage
         return InterpretationResult(
             component_key=component.component_key,
             label=answer.label,
             confidence=answer.confidence,
             reasoning=answer.reasoning,
+            input_label=answer.input_label,
+            output_label=answer.output_label,
+            prompt=self.prompt,
             raw_response=done.text,
             labeller=self.name,
             model=self.model,

@@ -12,6 +12,7 @@ from collections import Counter
 from autointerp.interpret import untrusted
 from autointerp.interpret.base import Labeller
 from autointerp.interpret.llm.stats import ClientStats
+from autointerp.interpret.response import LabelAnswer
 from autointerp.schemas import (
     PAD_TOKEN,
     ArchitectureInfo,
@@ -92,7 +93,8 @@ def confidence_from(precision: float, recall: float) -> Confidence:
     return "low"
 
 
-def offline_label(component: ComponentData) -> tuple[str, Confidence, str]:
+def offline_answer(component: ComponentData) -> LabelAnswer:
+    """The label, both sides, a confidence from the shown tokens' precision and recall."""
     inputs = _leading(component.input_token_stats.top_precision)
     outputs = _leading(component.output_token_stats.top_precision)
     recall_of = dict(component.input_token_stats.top_recall)
@@ -101,7 +103,7 @@ def offline_label(component: ComponentData) -> tuple[str, Confidence, str]:
         tokens = [t for t, _ in inputs]
         precision = inputs[0][1]
         recall = sum(recall_of.get(t, 0.0) for t in tokens)
-        label = f"fires on {_show(tokens)}"
+        input_label = f"fires on {_show(tokens)}"
         sentences.append(
             f"Highest input precision: {_show(tokens[:1])} at {precision:.2f}; "
             f"the tokens shown account for {recall:.0%} of its firings."
@@ -110,20 +112,24 @@ def offline_label(component: ComponentData) -> tuple[str, Confidence, str]:
         seen = _firing_tokens(component)
         tokens = [t for t, _ in seen]
         precision, recall = 0.0, seen[0][1] if seen else 0.0
-        label = f"fires on {_show(tokens)}" if tokens else "rarely fires; no clear pattern"
+        input_label = f"fires on {_show(tokens)}" if tokens else "rarely fires; no clear pattern"
         sentences.append("No input-token statistics; the label comes from the examples.")
     kind = word_class(tokens)
     if kind:
-        label += f" ({kind}?)"
+        input_label += f" ({kind}?)"
+    label = input_label
+    output_label = "no clear output pattern"
     if outputs:
         shown = [t for t, _ in outputs][:2]
-        label += f", predicts {_show(shown)}"
+        output_label = f"predicts {_show(shown)}"
+        label += f", {output_label}"
         sentences.append(f"Most specific predicted outputs: {_show(shown)}.")
     sentences.append(
         f"Fires on {component.firing_density:.2%} of tokens with mean CI "
         f"{component.mean_ci:.3g}. Heuristic label, not written by a model."
     )
-    return label, confidence_from(precision, recall), " ".join(sentences)
+    confidence = confidence_from(precision, recall)
+    return LabelAnswer(label, confidence, " ".join(sentences), input_label, output_label)
 
 
 class OfflineLabeller(Labeller):
@@ -138,14 +144,16 @@ class OfflineLabeller(Labeller):
     async def label(
         self, component: ComponentData, architecture: ArchitectureInfo
     ) -> InterpretationResult:
-        label, confidence, reasoning = offline_label(component)
+        answer = offline_answer(component)
         self._done += 1
         return InterpretationResult(
             component_key=component.component_key,
-            label=label,
-            confidence=confidence,
-            reasoning=reasoning,
+            label=answer.label,
+            confidence=answer.confidence,
+            reasoning=answer.reasoning,
             raw_response="",
+            input_label=answer.input_label,
+            output_label=answer.output_label,
             labeller=self.name,
             model=self.model,
             timestamp=time.time(),

@@ -9,6 +9,7 @@ from autointerp.errors import UserError
 from autointerp.interpret.base import Labeller
 from autointerp.interpret.llm.options import ClientOptions
 from autointerp.interpret.llm.pricing import price_of
+from autointerp.interpret.prompt_version import DEFAULT_PROMPT, PromptVersion
 
 LabellerName = Literal["claude", "offline"]
 
@@ -22,6 +23,9 @@ class LabellingOptions:
     budget_usd: float | None = None
     """Total cost of the run (earlier starts included) after which no new request is sent."""
     retry_failed: bool = True
+    prompt: PromptVersion = DEFAULT_PROMPT
+    """`v2` asks for both sides (what the component responds to and what it does); `v1` for one
+    line, as before."""
 
     def describe(self) -> str:
         if self.labeller == "offline":
@@ -44,4 +48,4 @@ def build_labeller(options: LabellingOptions) -> Labeller:
     from autointerp.interpret.labeller import ModelLabeller
     from autointerp.interpret.llm.options import build_client
 
-    return ModelLabeller(build_client(options.client), name=options.labeller)
+    return ModelLabeller(build_client(options.client), name=options.labeller, prompt=options.prompt)

@@ -1,5 +1,7 @@
 """Render the labelling prompt from the jinja2 templates in `templates/`.
 
+Each prompt version (`prompt_version.py`) has its own pair of templates.
+
 The system text depends only on the run (architecture), so it is identical for every component and
 can be cached by the API; everything about one component goes into the user message. All dataset
 and model text passes through `untrusted` before it reaches a template.
@@ -17,6 +19,7 @@ import msgspec
 
 from autointerp.interpret import untrusted
 from autointerp.interpret.module_names import describe_module
+from autointerp.interpret.prompt_version import DEFAULT_PROMPT, PromptVersion
 from autointerp.schemas import ActivationExample, ArchitectureInfo, ComponentData, TokenStats
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -117,13 +120,13 @@ def _component_view(component: ComponentData, arch: ArchitectureInfo) -> dict[st
     }
 
 
-def render_system(arch: ArchitectureInfo) -> str:
+def render_system(arch: ArchitectureInfo, version: PromptVersion = DEFAULT_PROMPT) -> str:
     """The run's system text; rendered once per architecture, not once per request."""
-    return _render_system(msgspec.json.encode(arch))
+    return _render_system(msgspec.json.encode(arch), version)
 
 
-@lru_cache(maxsize=4)
-def _render_system(arch_json: bytes) -> str:
+@lru_cache(maxsize=8)
+def _render_system(arch_json: bytes, version: PromptVersion) -> str:
     arch = msgspec.json.decode(arch_json, type=ArchitectureInfo)
     view = {
         "model_class": untrusted.clean(arch.model_class),
@@ -132,9 +135,12 @@ def _render_system(arch_json: bytes) -> str:
         "dataset_description": untrusted.shorten(untrusted.clean(arch.dataset_description), 2000),
         "components": _components(arch),
     }
-    return _environment().get_template("system.j2").render(arch=view)
+    return _environment().get_template(f"system_{version}.j2").render(arch=view)
 
 
-def render_prompt(component: ComponentData, arch: ArchitectureInfo) -> Prompt:
-    user = _environment().get_template("component.j2").render(c=_component_view(component, arch))
-    return Prompt(system=render_system(arch), user=user)
+def render_prompt(
+    component: ComponentData, arch: ArchitectureInfo, version: PromptVersion = DEFAULT_PROMPT
+) -> Prompt:
+    template = _environment().get_template(f"component_{version}.j2")
+    user = template.render(c=_component_view(component, arch))
+    return Prompt(system=render_system(arch, version), user=user)

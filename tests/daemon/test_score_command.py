@@ -19,7 +19,7 @@ from tests.daemon.runner import REPO, child_env, results, run_inprocess, tiny_ru
 from tests.interpret.fake_api import FakeMessagesServer
 from tests.interpret.test_scorers import oracle
 
-SCORERS = ("detection", "fuzzing", "intruder", "simulation")
+SCORERS = ("detection", "fuzzing", "intruder", "simulation", "output")
 KEY = "sk-ant-score-cmd-5521"
 
 
@@ -47,6 +47,13 @@ def test_offline_scoring_writes_one_record_per_component_and_scorer_once(tmp_pat
         keys = Counter(r.component_key for r in records(tmp_path, scorer))
         assert set(keys) == labelled and set(keys.values()) == {1}, scorer
         assert all(r.answerer == "offline" and r.cost_usd == 0 for r in records(tmp_path, scorer))
+    # Each scorer read its side of the offline labeller's answer; intruder read none.
+    labels = {r.component_key: r for r in results(tiny_run(tmp_path))}
+    for r in records(tmp_path, "detection"):
+        assert (r.side, r.label) == ("input", labels[r.component_key].input_label)
+    for r in records(tmp_path, "output"):
+        assert (r.side, r.label) == ("output", labels[r.component_key].output_label)
+    assert all((r.side, r.label) == ("", "") for r in records(tmp_path, "intruder"))
     summary = msgspec.json.decode(tiny_run(tmp_path).scores_summary_path.read_bytes())
     assert set(summary) == set(SCORERS)
     assert summary["detection"]["overall"]["n"] + summary["detection"]["overall"][

@@ -73,15 +73,23 @@ def prompt_key(body: dict[str, Any]) -> str | None:
     return None
 
 
+def asked_fields(body: dict[str, Any]) -> set[str]:
+    """The fields the request's structured-output schema asks for."""
+    schema = body.get("output_config", {}).get("format", {}).get("schema", {})
+    return set(schema.get("properties", {}))
+
+
 def default_answer(body: dict[str, Any]) -> str:
     key = prompt_key(body) or "unknown"
-    return json.dumps(
-        {
-            "label": f"fake label for {key}",
-            "confidence": "medium",
-            "reasoning": "The fake server always answers this. It reads no statistics.",
-        }
-    )
+    answer = {
+        "label": f"fake label for {key}",
+        "confidence": "medium",
+        "reasoning": "The fake server always answers this. It reads no statistics.",
+    }
+    if "input_label" in asked_fields(body):  # the both-sides prompt (v2)
+        answer["input_label"] = f"fake input side of {key}"
+        answer["output_label"] = f"fake output side of {key}"
+    return json.dumps(answer)
 
 
 @dataclass

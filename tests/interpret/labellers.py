@@ -8,6 +8,7 @@ from autointerp.interpret.llm.client import LLMClient
 from autointerp.interpret.llm.defaults import DEFAULT_MODEL
 from autointerp.interpret.llm.ratelimit import Clock, RateLimits
 from autointerp.interpret.llm.retry import RetryPolicy
+from autointerp.interpret.prompt_version import DEFAULT_PROMPT, PromptVersion
 
 
 def claude_labeller(
@@ -22,6 +23,7 @@ def claude_labeller(
     seed: int | None = None,
     overload_cooldown_s: float = 2.0,
     strict: bool = True,
+    prompt: PromptVersion = DEFAULT_PROMPT,
 ) -> ModelLabeller:
     """`strict`: the SDK validates every response strictly, so an unfaithful fake fails."""
     provider = AnthropicProvider(
@@ -36,4 +38,4 @@ def claude_labeller(
         seed=seed,
         overload_cooldown_s=overload_cooldown_s,
     )
-    return ModelLabeller(client)
+    return ModelLabeller(client, prompt=prompt)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from typing import Any
@@ -64,11 +65,35 @@ async def test_a_clean_answer_becomes_a_result_with_usage_and_cost() -> None:
     assert body["output_config"]["format"]["type"] == "json_schema"
     assert set(body["output_config"]["format"]["schema"]["required"]) == {
         "label",
+        "input_label",
+        "output_label",
         "confidence",
         "reasoning",
     }
+    assert result.prompt == "v2"
+    assert result.input_label == "fake input side of model.layers.3.mlp.up_proj:17"
+    assert result.output_label == "fake output side of model.layers.3.mlp.up_proj:17"
     assert "Component: model.layers.3.mlp.up_proj:17" in body["messages"][0]["content"]
     assert request.headers["x-stainless-retry-count"] == "0"  # the SDK does not retry on its own
+
+
+async def test_the_one_line_prompt_asks_for_and_records_no_sides() -> None:
+    with FakeMessagesServer() as srv:
+        result = await label_one(srv, prompt="v1")
+        (request,) = srv.requests
+    schema = request.body["output_config"]["format"]["schema"]
+    assert set(schema["required"]) == {"label", "confidence", "reasoning"}
+    assert (result.prompt, result.input_label, result.output_label) == ("v1", "", "")
+    assert result.label == "fake label for model.layers.3.mlp.up_proj:17"
+
+
+async def test_an_answer_without_its_sides_is_unusable() -> None:
+    """The v2 schema requires both sides: a v1-shaped answer is retried, then fails."""
+    one_line = json.dumps({"label": "x", "confidence": "low", "reasoning": "r"})
+    with FakeMessagesServer(answer=lambda body: one_line) as srv:
+        with pytest.raises(RequestFailed, match="not the label JSON"):
+            await label_one(srv)
+        assert len(srv.requests) == FAST.max_content_attempts
 
 
 @pytest.mark.parametrize("fault", TRANSIENT_FAULTS)

@@ -5,7 +5,12 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autointerp.interpret.offline import OfflineLabeller, confidence_from, offline_label, word_class
+from autointerp.interpret.offline import (
+    OfflineLabeller,
+    confidence_from,
+    offline_answer,
+    word_class,
+)
 from autointerp.schemas import ActivationExample
 from tests.interpret.samples import ARCH, component
 
@@ -13,6 +18,8 @@ from tests.interpret.samples import ARCH, component
 async def test_determiner_component_gets_a_specific_label() -> None:
     result = await OfflineLabeller().label(component(), ARCH)
     assert result.label == 'fires on " the", " a", " an" (determiners?), predicts " cat", " dog"'
+    assert result.input_label == 'fires on " the", " a", " an" (determiners?)'
+    assert result.output_label == 'predicts " cat", " dog"'
     assert result.confidence == "high"  # precision 0.61, the tokens cover 90% of firings
     assert (result.labeller, result.model, result.cost_usd) == ("offline", "offline", 0.0)
     assert "not written by a model" in result.reasoning
@@ -40,9 +47,11 @@ def test_without_token_statistics_the_examples_are_used() -> None:
     comp.activation_examples = [
         ActivationExample([" so", " happy"], [0.0, 1.0], active_pos=1, active_ci=1.0)
     ] * 3
-    label, confidence, _ = offline_label(comp)
-    assert label == 'fires on " happy"'
-    assert confidence == "medium"
+    answer = offline_answer(comp)
+    assert answer.label == 'fires on " happy"'
+    assert answer.confidence == "medium"
+    assert answer.input_label == answer.label
+    assert answer.output_label == "no clear output pattern"
 
 
 token_lists = st.lists(st.tuples(st.text(), st.floats(0, 1)), max_size=6)
@@ -60,7 +69,7 @@ def test_any_component_gets_a_non_empty_deterministic_label(
     )
     comp.input_token_stats.top_precision = inputs
     comp.output_token_stats.top_precision = outputs
-    first = offline_label(comp)
-    assert first[0].strip()
-    assert first == offline_label(comp)
-    assert first[1] in ("low", "medium", "high")
+    first = offline_answer(comp)
+    assert first.label.strip() and first.input_label.strip() and first.output_label.strip()
+    assert first == offline_answer(comp)
+    assert first.confidence in ("low", "medium", "high")

@@ -17,30 +17,37 @@ from hypothesis import strategies as st
 from autointerp.interpret import untrusted
 from autointerp.interpret.module_names import describe_module
 from autointerp.interpret.prompt import render_prompt
+from autointerp.interpret.prompt_version import PROMPT_VERSIONS, PromptVersion
 from autointerp.schemas import ActivationExample
 from tests.interpret.samples import ARCH, component
 
-GOLDEN = Path(__file__).parent / "golden" / "prompt_llama_up_proj.txt"
+GOLDEN = {
+    "v1": Path(__file__).parent / "golden" / "prompt_llama_up_proj.txt",
+    "v2": Path(__file__).parent / "golden" / "prompt_v2_llama_up_proj.txt",
+}
 
 
-def _rendered_text() -> str:
-    prompt = render_prompt(component(), ARCH)
+def _rendered_text(version: PromptVersion) -> str:
+    prompt = render_prompt(component(), ARCH, version)
     return f"=== system ===\n{prompt.system}=== user ===\n{prompt.user}"
 
 
-def test_prompt_matches_golden_file() -> None:
-    text = _rendered_text()
+@pytest.mark.parametrize("version", PROMPT_VERSIONS)
+def test_prompt_matches_golden_file(version: PromptVersion) -> None:
+    text = _rendered_text(version)
+    golden = GOLDEN[version]
     if os.environ.get("AUTOINTERP_REGEN_GOLDEN"):
-        GOLDEN.write_text(text, encoding="utf-8")
-    assert text == GOLDEN.read_text(encoding="utf-8"), (
+        golden.write_text(text, encoding="utf-8")
+    assert text == golden.read_text(encoding="utf-8"), (
         "prompt changed; if intended, regenerate with AUTOINTERP_REGEN_GOLDEN=1"
     )
 
 
-def test_system_text_is_the_same_for_every_component() -> None:
+@pytest.mark.parametrize("version", PROMPT_VERSIONS)
+def test_system_text_is_the_same_for_every_component(version: PromptVersion) -> None:
     """Only per-run facts in the system block, so the API can cache it."""
-    a = render_prompt(component("h.0.attn.c_attn:1"), ARCH)
-    b = render_prompt(component("transformer.h.3.mlp.c_fc:2"), ARCH)
+    a = render_prompt(component("h.0.attn.c_attn:1"), ARCH, version)
+    b = render_prompt(component("transformer.h.3.mlp.c_fc:2"), ARCH, version)
     assert a.system == b.system
     assert a.user != b.user
 

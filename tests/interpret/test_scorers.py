@@ -24,6 +24,8 @@ from tests.interpret.labellers import claude_labeller
 
 SECRET = "sk-ant-scoring-test-31f"
 MARK = "dragon"
+FOLLOWER = "roars"
+"""What follows every firing: the output side's truth."""
 FILLER = ["the", "cat", "sat", "on", "a", "mat", "and", "then", "ran", "far", "away", "home"]
 
 
@@ -33,7 +35,8 @@ def api_key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def heldout(key: str, seed: int, activating: int = 24, silent: int = 24) -> HeldOutData:
-    """Activating windows have ' dragon' at the centre (CI 1); silent ones never contain it."""
+    """Activating windows have ' dragon' at the centre (CI 1), then ' roars'; silent ones never
+    contain either."""
     rng = random.Random(seed)
     w = 5
 
@@ -42,6 +45,7 @@ def heldout(key: str, seed: int, activating: int = 24, silent: int = 24) -> Held
         ci = [0.0] * (2 * w + 1)
         if fires:
             tokens[w], ci[w] = " " + MARK, 1.0
+            tokens[w + 1] = " " + FOLLOWER
         return ActivationExample(tokens, ci, w, ci[w], stream_pos=rng.randrange(10**6))
 
     return HeldOutData(
@@ -77,6 +81,10 @@ def oracle(body: dict[str, Any]) -> str:
             tokens = re.findall(r'\d+:"((?:[^"\\]|\\.)*)"', line)
             out.append([10 if MARK in t else 0 for t in tokens])
         return json.dumps({"windows": out})
+    if "just before the marked token" in text:
+        return json.dumps({"chosen": [
+            i for i, line in enumerate(blocks[0], 1) if f"⟦ {FOLLOWER}⟧" in line
+        ]})  # fmt: skip
     if "marked token" in text:
         return json.dumps({"chosen": [
             i for i, line in enumerate(blocks[0], 1) if f"⟦ {MARK}⟧" in line
@@ -104,14 +112,20 @@ def answerer(srv: FakeMessagesServer, **kwargs: Any) -> ModelAnswerer:
     return ModelAnswerer(labeller.client)
 
 
+INPUT_SIDE = f'fires on " {MARK}"'
+OUTPUT_SIDE = f'predicts " {FOLLOWER}"'
+
+
 async def score_all(
-    ans: Any, label: str, components: list[HeldOutData], names: list[str]
+    ans: Any, label: str | None, components: list[HeldOutData], names: list[str]
 ) -> dict[str, list[ScoreRecord]]:
+    """Score with each scorer; `label` None: each scorer reads its side of the true label."""
     out: dict[str, list[ScoreRecord]] = {n: [] for n in names}
     for name in names:
         scorer = SCORERS[name]()
+        text = label or (OUTPUT_SIDE if scorer.side == "output" else INPUT_SIDE)
         out[name] = list(
-            await asyncio.gather(*(score_component(scorer, ans, label, h) for h in components))
+            await asyncio.gather(*(score_component(scorer, ans, text, h) for h in components))
         )
     return out
 
@@ -120,7 +134,7 @@ async def test_an_oracle_scores_near_perfect_with_every_scorer() -> None:
     components = [heldout(f"layers.0.mlp:{i}", seed=i) for i in range(3)]
     with FakeMessagesServer(answer=oracle) as srv:
         ans = answerer(srv)
-        scores = await score_all(ans, f'fires on " {MARK}"', components, list(SCORERS))
+        scores = await score_all(ans, None, components, list(SCORERS))
         await ans.aclose()
         requests = len(srv.requests)
     for name, records in scores.items():
@@ -132,17 +146,18 @@ async def test_an_oracle_scores_near_perfect_with_every_scorer() -> None:
     detection = scores["detection"][0]
     assert detection.n == 40 and detection.metrics["precision"] == 1.0
     # Per component: detection 20 + 20 windows / 10, fuzzing 20 / 10, intruder 6 questions / 4,
-    # simulation 15 windows / 5.
-    assert requests == 3 * (4 + 2 + 2 + 3)
+    # simulation 15 windows / 5, output 20 + 20 windows / 10.
+    assert requests == 3 * (4 + 2 + 2 + 3 + 4)
 
 
 async def test_a_random_answerer_lands_on_chance() -> None:
     components = [heldout(f"layers.1.mlp:{i}", seed=100 + i) for i in range(30)]
     with FakeMessagesServer(answer=random_answerer) as srv:
         ans = answerer(srv, max_concurrent=16)
-        scores = await score_all(ans, "fires on something", components, ["detection", "intruder"])
+        names = ["detection", "intruder", "output"]
+        scores = await score_all(ans, "fires on something", components, names)
         await ans.aclose()
-    for name, chance in (("detection", 0.5), ("intruder", 0.2)):
+    for name, chance in (("detection", 0.5), ("intruder", 0.2), ("output", 0.5)):
         records = scores[name]
         covered = sum(r.ci_low <= chance <= r.ci_high for r in records)  # type: ignore[operator]
         assert covered >= 0.85 * len(records), (name, covered)
@@ -164,13 +179,13 @@ async def test_failed_requests_are_errors_not_no_answers() -> None:
 
 async def test_the_offline_simulator_scores_a_label_by_its_words() -> None:
     components = [heldout(f"layers.3.mlp:{i}", seed=200 + i) for i in range(2)]
-    good = await score_all(OfflineAnswerer(), f'fires on " {MARK}"', components, list(SCORERS))
+    good = await score_all(OfflineAnswerer(), None, components, list(SCORERS))
     bad = await score_all(OfflineAnswerer(), 'fires on " unicorn"', components, ["detection"])
     for name, records in good.items():
         assert all(r.score is not None and r.score >= 0.95 for r in records), name
         assert all(r.answerer == "offline" and r.cost_usd == 0 for r in records)
     assert all(r.score == 0.5 for r in bad["detection"])  # says "no" to everything
-    again = await score_all(OfflineAnswerer(), f'fires on " {MARK}"', components, list(SCORERS))
+    again = await score_all(OfflineAnswerer(), None, components, list(SCORERS))
     strip = [[(r.score, r.ci_low, r.ci_high, r.n) for r in rs] for rs in good.values()]
     assert strip == [[(r.score, r.ci_low, r.ci_high, r.n) for r in rs] for rs in again.values()]
 

@@ -14,12 +14,12 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from autointerp.interpret.llm.pricing import Usage
 from autointerp.interpret.scoring.asking import Answerer, Ask, Asked
 from autointerp.interpret.scoring.stats import Estimate
-from autointerp.schemas import HeldOutData, ScoreRecord
+from autointerp.schemas import HeldOutData, InterpretationResult, ScoreRecord
 
 SCORERS_SYSTEM = """\
 You test an interpretation of one component of a neural network language model against text.
@@ -45,15 +45,30 @@ class Plan:
     finish: Callable[[Sequence[Asked[Any]]], Verdict]
 
 
+LabelSide = Literal["input", "output"]
+LabelRead = Literal["sides", "label"]
+"""`sides`: each scorer reads the side it tests (`input_label` or `output_label`), falling back
+on the one-line label where a result has none (prompt v1); `label`: every scorer reads the
+one-line label (to compare it with the sides on the same windows)."""
+
+
 class Scorer(ABC):
     name: str
-    uses_label: bool = True
-    """Intruder needs no label: the model only has to tell the windows apart."""
+    side: LabelSide | None = "input"
+    """Which of the labeller's descriptions the scorer tests; None: it reads none (intruder)."""
 
     @abstractmethod
     def plan(self, label: str, heldout: HeldOutData, rng: random.Random) -> Plan | None:
         """The requests for this component, or None when its held-out data cannot support
         the scorer (e.g. no non-activating windows)."""
+
+
+def label_text(scorer: Scorer, result: InterpretationResult, read: LabelRead) -> str:
+    """The text `scorer` is given as the label of `result`."""
+    if read == "label" or scorer.side is None:
+        return result.label
+    side = result.output_label if scorer.side == "output" else result.input_label
+    return side or result.label
 
 
 def trial_rng(component_key: str, scorer: str) -> random.Random:
@@ -84,7 +99,8 @@ async def score_component(
         metrics=verdict.metrics,
         answerer=answerer.name,
         model=answerer.model,
-        label=label,
+        label=label if scorer.side is not None else "",
+        side=scorer.side or "",
         input_tokens=usage.input_tokens,
         output_tokens=usage.output_tokens,
         cache_creation_input_tokens=usage.cache_creation_input_tokens,

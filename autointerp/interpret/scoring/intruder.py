@@ -45,7 +45,7 @@ SCHEMA: dict[str, Any] = {
 
 class IntruderScorer(Scorer):
     name = "intruder"
-    uses_label = False
+    side = None
 
     def __init__(self, k: int = 5, questions: int = 8) -> None:
         self.k = k

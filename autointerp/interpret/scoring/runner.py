@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from autointerp.files import JsonlAppender, write_json_atomic
 from autointerp.interpret.llm.errors import FatalAPIError
 from autointerp.interpret.scoring.asking import Answerer
-from autointerp.interpret.scoring.base import Scorer, score_component
+from autointerp.interpret.scoring.base import LabelRead, Scorer, label_text, score_component
 from autointerp.interpret.scoring.summary import ScorerSummary, summarize
 from autointerp.schemas import HeldOutData, ScoreRecord
 from autointerp.store import RunDir, RunReader
@@ -51,14 +51,16 @@ class ScoringRun:
         *,
         budget_usd: float | None = None,
         workers: int = 8,
+        read: LabelRead = "sides",
     ) -> None:
         self.run_dir = run
         self.scorers = scorers
         self.answerer = answerer
         self.budget_usd = budget_usd
         self.workers = max(1, workers)
+        self.read: LabelRead = read
         reader = RunReader(run)
-        self.labels = {r.component_key: r.label for r in reader.labels()}
+        self.labels = {r.component_key: r for r in reader.labels()}
         self.done = {s.name: set(reader.scores(s.name)) for s in scorers}
         scoring_cost, _ = reader.scoring_cost()
         self.progress = ScoringProgress(prior_cost_usd=reader.results().cost_usd + scoring_cost)
@@ -122,7 +124,7 @@ class ScoringRun:
                 log.info("budget of $%.2f reached: scoring no more", self.budget_usd)
                 self.stop("budget")
                 return
-            label = self.labels[heldout.component_key]
+            label = label_text(scorer, self.labels[heldout.component_key], self.read)
             try:
                 record = await score_component(scorer, self.answerer, label, heldout)
             except FatalAPIError:

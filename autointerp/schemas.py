@@ -67,11 +67,16 @@ class HeldOutData(msgspec.Struct, gc=False):
     `activating`: a uniform sample of the component's firings, disjoint from the shown
     examples. `non_activating`: windows where the component fires nowhere (every `ci_values`
     entry at or below the threshold), checked on the CI. `active_pos` is the window's centre.
+    `hard_non_activating`: windows, as silent for the component, centred where one of its
+    co-firing partners fires; `hard_partners[i]` is the key of the partner that fired at the
+    centre of window i. Both are empty in files written before hard negatives.
     """
 
     component_key: str
     activating: list[ActivationExample]
     non_activating: list[ActivationExample]
+    hard_non_activating: list[ActivationExample] = []
+    hard_partners: list[str] = []
 
 
 class ArchitectureInfo(msgspec.Struct):
@@ -203,6 +208,9 @@ class HarvestConfig(msgspec.Struct, kw_only=True):
     0 in runs made before held-out sampling existed."""
     negatives_per_component: int = 0
     """Windows where the component fires nowhere, checked on the CI (for scoring)."""
+    hard_negatives_per_component: int = 0
+    """Windows where the component is silent but one of its co-firing partners fires at the
+    centre (for scoring); 0 in runs made before hard negatives existed."""
 
     @property
     def sampled_per_component(self) -> int:

@@ -30,6 +30,8 @@ DEFAULT_HELDOUT = 40
 """Held-out firings per component for a new run: scorers test a label on 20 to 40 windows."""
 DEFAULT_NEGATIVES = 20
 """Verified silent windows per component for a new run."""
+DEFAULT_HARD_NEGATIVES = 10
+"""Silent windows where a co-firing partner fires, per component, for a new run."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class HarvestOptions:
     heldout_per_component: int | None = None
     """None: the run's own (a run made before held-out sampling keeps 0), else the default."""
     negatives_per_component: int | None = None
+    hard_negatives_per_component: int | None = None
 
 
 def harvest_config(
@@ -93,6 +96,12 @@ def harvest_config(
         ),
         negatives_per_component=_or_kept(
             options.negatives_per_component, previous, "negatives_per_component", DEFAULT_NEGATIVES
+        ),
+        hard_negatives_per_component=_or_kept(
+            options.hard_negatives_per_component,
+            previous,
+            "hard_negatives_per_component",
+            DEFAULT_HARD_NEGATIVES,
         ),
     )
 

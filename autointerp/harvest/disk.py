@@ -74,6 +74,7 @@ def checkpoint_bytes(config: HarvestConfig, device: torch.device | str) -> int:
         total_tokens,
         device,
         config.negatives_per_component,
+        config.hard_negatives_per_component,
     )
     return dense_bound(shapes, config.vocab_size)
 
@@ -85,9 +86,10 @@ def components_bytes(config: HarvestConfig) -> int:
     example = EXAMPLE_BASE_BYTES + width * WINDOW_POSITION_BYTES
     lists = 3 * TOKEN_ENTRY_BYTES + 4 * (key + CORRELATION_ENTRY_BYTES)
     line = LINE_BASE_BYTES + config.examples_per_component * example + config.top_k * lists
-    heldout = LINE_BASE_BYTES + (config.heldout_per_component + config.negatives_per_component) * (
-        example
-    )
+    windows = config.heldout_per_component + config.negatives_per_component
+    # A hard negative also names the partner that fired in it.
+    hard = config.hard_negatives_per_component * (example + key)
+    heldout = LINE_BASE_BYTES + windows * example + hard
     return sum(n for _, n in config.layout) * (line + heldout)
 
 

@@ -38,8 +38,13 @@ class KeyedWindows:
         self.tokens = torch.full((n_components, k, width), PAD_ID, dtype=torch.int32, device=device)
         self.ci = torch.zeros((n_components, k, width), dtype=torch.float32, device=device)
 
-    def tensors(self) -> dict[str, torch.Tensor]:
+    def slot_tensors(self) -> dict[str, torch.Tensor]:
+        """The tensors with one entry per slot ([C, k, ...]): a merge reorders them together."""
         return {"keys": self.keys, "gpos": self.gpos, "tokens": self.tokens, "ci": self.ci}
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """Every tensor of the state, by name (checkpointed)."""
+        return self.slot_tensors()
 
     def load(self, tensors: dict[str, torch.Tensor]) -> None:
         for name, value in tensors.items():
@@ -53,11 +58,11 @@ class KeyedWindows:
         order = torch.argsort(gpos, dim=1, stable=True)
         order = order.gather(1, torch.argsort(keys.gather(1, order), dim=1, stable=True))
         order = order[:, : self.k]
-        self.keys = keys.gather(1, order)
-        self.gpos = gpos.gather(1, order)
-        idx = order[:, :, None].expand(-1, -1, self.tokens.shape[2])
-        self.tokens = torch.cat([self.tokens, other.tokens.to(dev)], dim=1).gather(1, idx)
-        self.ci = torch.cat([self.ci, other.ci.to(dev)], dim=1).gather(1, idx)
+        theirs = other.slot_tensors()
+        for name, mine in self.slot_tensors().items():
+            both = torch.cat([mine, theirs[name].to(dev)], dim=1)
+            idx = order.view(*order.shape, *[1] * (both.dim() - 2)).expand(-1, -1, *both.shape[2:])
+            setattr(self, name, both.gather(1, idx))
 
 
 class ExampleSample(KeyedWindows):

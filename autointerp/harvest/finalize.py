@@ -163,12 +163,21 @@ def _examples(
     return _windows(keys, gpos, ex.tokens[c0:c1], ex.ci[c0:c1], order, w, decoder)
 
 
+HeldOutWindows = tuple[
+    list[ActivationExample], list[ActivationExample], list[ActivationExample], list[str]
+]
+"""One component's activating, non-activating and hard non-activating windows, and the key of
+the partner that fired in each hard one."""
+
+
 def _heldout(
-    h: Harvester, c0: int, c1: int, decoder: _Decoder, shown: int
-) -> tuple[list[list[ActivationExample]], list[list[ActivationExample]]]:
-    """(activating, non-activating) held-out windows: the sample's keys after the `shown`
-    smallest (a uniform sample of the firings not shown), and the silent windows."""
-    ex, neg = h.examples, h.negatives
+    h: Harvester, c0: int, c1: int, decoder: _Decoder, shown: int, keys_of: list[str]
+) -> list[HeldOutWindows]:
+    """Per component: (activating, non-activating, hard non-activating, hard partners) held-out
+    windows: the sample's keys after the `shown` smallest (a uniform sample of the firings not
+    shown), the silent windows, and the silent windows where a partner fired (with the partner's
+    key, `keys_of` by component id)."""
+    ex, neg, hard = h.examples, h.negatives, h.hard_negatives
     w = h.context_tokens_per_side
     keys, gpos = ex.keys[c0:c1], ex.gpos[c0:c1]
     order = _key_order(keys, gpos)[:, min(shown, ex.k) :]
@@ -176,7 +185,15 @@ def _heldout(
     nkeys, ngpos = neg.keys[c0:c1], neg.gpos[c0:c1]
     norder = _key_order(nkeys, ngpos)
     silent = _windows(nkeys, ngpos, neg.tokens[c0:c1], neg.ci[c0:c1], norder, w, decoder)
-    return activating, silent
+    hkeys, hgpos = hard.keys[c0:c1], hard.gpos[c0:c1]
+    horder = _key_order(hkeys, hgpos)
+    loud = _windows(hkeys, hgpos, hard.tokens[c0:c1], hard.ci[c0:c1], horder, w, decoder)
+    partner_ids = hard.partner[c0:c1].gather(1, horder).tolist()
+    partners = [
+        [keys_of[p] if p >= 0 else "" for p in row[: len(ws)]]
+        for row, ws in zip(partner_ids, loud, strict=True)
+    ]
+    return list(zip(activating, silent, loud, partners, strict=True))
 
 
 def _chunk_size(h: Harvester) -> int:
@@ -272,7 +289,8 @@ def finalize_heldout(
     chunk_size: int | None = None,
 ) -> Iterator[HeldOutData]:
     """Yield one `HeldOutData` per component in layout order (as `finalize`, dead ones too):
-    its sampled firings beyond the `shown` ones, and its verified silent windows."""
+    its sampled firings beyond the `shown` ones, its verified silent windows, and its hard
+    negatives (silent windows where a co-firing partner fires) with their partners."""
     decoder = _Decoder(decode)
     keys = [component_key(m, i) for m, n in harvester.layout for i in range(n)]
     step = chunk_size or _chunk_size(harvester)
@@ -280,10 +298,10 @@ def finalize_heldout(
         for c0 in range(start, harvester.n_components, step):
             c1 = min(harvester.n_components, c0 + step)
             with _gc_paused():
-                activating, silent = _heldout(harvester, c0, c1, decoder, shown)
+                held = _heldout(harvester, c0, c1, decoder, shown, keys)
                 records = [
-                    HeldOutData(keys[c], a, n)
-                    for c, a, n in zip(range(c0, c1), activating, silent, strict=True)
+                    HeldOutData(keys[c], a, n, hard_non_activating=hn, hard_partners=hp)
+                    for c, (a, n, hn, hp) in zip(range(c0, c1), held, strict=True)
                 ]
             yield from records
 

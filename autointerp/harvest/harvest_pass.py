@@ -255,6 +255,7 @@ class HarvestPass:
             device=self.source.device,
             seed=cfg.seed,
             negatives_per_component=cfg.negatives_per_component,
+            hard_negatives_per_component=cfg.hard_negatives_per_component,
         )
 
     def _checkpoint(
@@ -343,7 +344,11 @@ class HarvestPass:
         self.state.guard.check()
         self._report(phase="finalize")
         cfg = self.config
-        scoring = cfg.heldout_per_component > 0 or cfg.negatives_per_component > 0
+        scoring = (
+            cfg.heldout_per_component > 0
+            or cfg.negatives_per_component > 0
+            or cfg.hard_negatives_per_component > 0
+        )
         with (
             JsonlAppender(self.run_dir.components_path) as out,
             JsonlAppender(self.run_dir.heldout_path) if scoring else nullcontext() as held,

@@ -20,6 +20,7 @@ import torch
 
 from autointerp.errors import UserError
 from autointerp.harvest.examples import EMPTY_KEY, ExampleSample
+from autointerp.harvest.hard_negatives import HardNegativeSample, refresh_due
 from autointerp.harvest.kernels import (
     add_sparse_row_sums,
     column_tiles,
@@ -71,11 +72,13 @@ class Harvester:
         output_tile: int | None = None,
         sizing: Sizing | None = None,
         negatives_per_component: int = 0,
+        hard_negatives_per_component: int = 0,
     ) -> None:
         """`sizing` (blocks, chunks, tiles; never a result) defaults to the device's
         (`sizing.py`); `output_tile` overrides its tile width (tests, old checkpoints).
         `negatives_per_component`: windows kept per component where it fires nowhere
-        (`negatives.py`), for scoring its label."""
+        (`negatives.py`), for scoring its label; `hard_negatives_per_component`: windows where
+        its co-firing partners fire and it does not (`hard_negatives.py`)."""
         if not layout or any(n <= 0 for _, n in layout):
             raise ValueError(
                 f"layout needs at least one module, each with >= 1 component: {layout}"
@@ -117,7 +120,12 @@ class Harvester:
         )
         tables = [self.firing_count, self.ci_sum, self.token_count, self.output_mass, self.input_co]
         tables += [self.output_tiles, self.cooc, *self.examples.tensors().values()]
+        self.hard_negatives_per_component = max(0, int(hard_negatives_per_component))
+        self.hard_negatives = HardNegativeSample(
+            c, self.hard_negatives_per_component, context_tokens_per_side, dev, self.seed
+        )
         tables += self.negatives.tensors().values()
+        tables += self.hard_negatives.tensors().values()
         self.sizing = sizing or sizing_for(dev, c, v, tables_bytes=sum(t.nbytes for t in tables))
         self.block_positions = self.sizing.block_positions(c)
         """Also decides which firing draws which sampling key: kept across a resume."""
@@ -179,6 +187,12 @@ class Harvester:
         if self.negatives_per_component:
             with self._stage("negatives"):
                 self.negatives.offer(tok, ci2, s, self.n_tokens, self.ci_threshold)
+        if self.hard_negatives_per_component:
+            with self._stage("hard negatives"):
+                # Partners from the co-occurrence table that includes this batch.
+                if refresh_due(self.n_batches + 1):
+                    self.hard_negatives.refresh_partners(self.cooc_rows, self.chunk_entries)
+                self.hard_negatives.offer(tok, ci2, s, self.n_tokens, self.ci_threshold)
         self.n_tokens += n_pos
         self.n_batches += 1
 
@@ -317,8 +331,8 @@ class Harvester:
     def _merge(self, other: Harvester) -> None:
         mine = (self.layout, self.vocab_size, self.ci_threshold, self.examples_per_component)
         theirs = (other.layout, other.vocab_size, other.ci_threshold, other.examples_per_component)
-        mine += (self.negatives_per_component,)
-        theirs += (other.negatives_per_component,)
+        mine += (self.negatives_per_component, self.hard_negatives_per_component)
+        theirs += (other.negatives_per_component, other.hard_negatives_per_component)
         if mine != theirs or self.context_tokens_per_side != other.context_tokens_per_side:
             raise UserError("cannot merge harvesters with different layouts or parameters")
         if self.seed == other.seed and self.n_tokens and other.n_tokens:
@@ -344,6 +358,8 @@ class Harvester:
         theirs_sample.load(other.examples.tensors())
         self.examples.merge(theirs_sample)
         self.negatives.merge(other.negatives)
+        # Partners stay this harvester's; the next refresh reads the merged table.
+        self.hard_negatives.merge(other.hard_negatives)
         self.n_tokens += other.n_tokens
         self.n_batches += other.n_batches
 
@@ -362,6 +378,7 @@ class Harvester:
             "tables": {k: out(t) for k, t in self.state_tables().items()},
             "examples": {k: out(t) for k, t in self.examples.tensors().items()},
             "negatives": {k: out(t) for k, t in self.negatives.tensors().items()},
+            "hard_negatives": {k: out(t) for k, t in self.hard_negatives.tensors().items()},
         }
 
     def state_meta(self) -> dict[str, Any]:
@@ -383,6 +400,8 @@ class Harvester:
             "generator_state": self.generator.get_state().cpu(),
             "negatives_per_component": self.negatives_per_component,
             "negative_generator_state": self.negatives.generator.get_state().cpu(),
+            "hard_negatives_per_component": self.hard_negatives_per_component,
+            "hard_negative_generator_state": self.hard_negatives.generator.get_state().cpu(),
         }
 
     def state_tables(self) -> dict[str, torch.Tensor]:
@@ -420,6 +439,7 @@ class Harvester:
             h._load_table(name, value)
         h.examples.load(state["examples"])
         h.negatives.load(state.get("negatives", {}))
+        h.hard_negatives.load(state.get("hard_negatives", {}))
         return h
 
     @classmethod
@@ -438,6 +458,7 @@ class Harvester:
             state["seed"],
             output_tile=int(state.get("output_tile", OUTPUT_TILE)),
             negatives_per_component=int(state.get("negatives_per_component", 0)),
+            hard_negatives_per_component=int(state.get("hard_negatives_per_component", 0)),
         )
         h.n_tokens = int(state["n_tokens"])
         h.n_batches = int(state["n_batches"])
@@ -447,6 +468,9 @@ class Harvester:
             negative_state = state.get("negative_generator_state")
             if negative_state is not None and len(negative_state):
                 h.negatives.generator.set_state(negative_state)
+            hard_state = state.get("hard_negative_generator_state")
+            if hard_state is not None and len(hard_state):
+                h.hard_negatives.generator.set_state(hard_state)
         else:
             # Generator states do not carry across device types: reseed from the position so the
             # sample stays uniform, though not bit-identical to an uninterrupted run.
@@ -457,6 +481,7 @@ class Harvester:
             )
             h.generator.manual_seed(h.seed * 1_000_003 + h.n_batches)
             h.negatives.generator.manual_seed(h.seed * 1_000_033 + h.n_batches)
+            h.hard_negatives.generator.manual_seed(h.seed * 1_000_037 + h.n_batches)
         return h
 
 

@@ -9,13 +9,18 @@ Accumulators (C components, V vocabulary, k examples, W tokens per side, N token
     per component        C·16    (firing counts int64, CI sums float64)
     per token            V·16    (token counts int64, output mass float64)
     examples             C·k·(16 + (2W+1)·8)   (key, position, window token ids and CI)
+    silent windows       C·n·(16 + (2W+1)·8)   (n: --negatives-per-component)
+    hard negatives       C·h·(24 + (2W+1)·8)   (h: --hard-negatives-per-component; also the
+                                                 partner that fired in each window)
+    co-firing partners   C·8·8   (int64; only with hard negatives)
 
 Per batch (P = batch·context positions) the inputs are P·(8 + 4C + 4V) bytes; the update works on
 blocks of R positions (`sizing.py`: on a CPU R = max(64, 2^26 // C); on a GPU as many as half the
 memory left beside the tables holds, at most P) and needs about R·(21·C + 8·V) bytes beyond them
 (3 bytes of masks per entry, ~70 bytes of index lists per firing counted at 25% firing density,
 far above SPD's 1–3%, and the float64 probabilities) plus one tile of probability sums per
-component and three partial co-firing results (2^22 entries on a CPU, 2^26 on a GPU). Finalize
+component and three partial co-firing results (2^22 entries on a CPU, 2^26 on a GPU; the hard
+negatives' partner refresh reads the co-occurrence table in chunks of that size). Finalize
 works on chunks of scores (2^21 on a CPU, 2^25 on a GPU; 64 bytes each in all); the larger
 working set counts.
 """
@@ -29,6 +34,7 @@ from pathlib import Path
 import torch
 
 from autointerp.errors import UserError
+from autointerp.harvest.hard_negatives import PARTNERS
 from autointerp.harvest.harvester import INT32_LIMIT
 from autointerp.harvest.sizing import block_working_bytes, output_tile_for, sizing_for
 
@@ -44,6 +50,7 @@ def state_shapes(
     total_tokens: int | None = None,
     device: torch.device | str = "cpu",
     negatives_per_component: int = 0,
+    hard_negatives_per_component: int = 0,
 ) -> dict[str, tuple[torch.dtype, list[int]]]:
     """Dtype and shape of each section of a harvester's state (`payload.state_sections`)."""
     c, v, k = sum(n for _, n in layout), vocab_size, examples_per_component
@@ -57,7 +64,17 @@ def state_shapes(
         "negatives/tokens": (torch.int32, [c, n, width]),
         "negatives/ci": (torch.float32, [c, n, width]),
     }
-    return (negatives if n else {}) | {
+    h = hard_negatives_per_component
+    hard = {
+        "hard_negatives/keys": (torch.int64, [c, h]),
+        "hard_negatives/gpos": (torch.int64, [c, h]),
+        "hard_negatives/tokens": (torch.int32, [c, h, width]),
+        "hard_negatives/ci": (torch.float32, [c, h, width]),
+        "hard_negatives/partner": (torch.int64, [c, h]),
+        "hard_negatives/partners": (torch.int64, [c, PARTNERS]),
+    }
+    samples = (negatives if n else {}) | (hard if h else {})
+    return samples | {
         "tables/firing_count": (torch.int64, [c]),
         "tables/ci_sum": (torch.float64, [c]),
         "tables/token_count": (torch.int64, [v]),
@@ -82,7 +99,11 @@ SECTION_GROUPS = {
     "tables/output_mass": "per_token",
 }
 """How `check_fits` names the state's sections in its breakdown (the rest by their group)."""
-GROUP_NAMES = {"examples": "examples", "negatives": "silent_windows"}
+GROUP_NAMES = {
+    "examples": "examples",
+    "negatives": "silent_windows",
+    "hard_negatives": "hard_negatives",
+}
 
 
 def accumulator_bytes(
@@ -93,6 +114,7 @@ def accumulator_bytes(
     total_tokens: int | None = None,
     device: torch.device | str = "cpu",
     negatives_per_component: int = 0,
+    hard_negatives_per_component: int = 0,
 ) -> dict[str, int]:
     """Bytes of each accumulator table on the harvest device (`examples_per_component`: the
     whole sample, shown and held out), summed from `state_shapes`."""
@@ -104,6 +126,7 @@ def accumulator_bytes(
         total_tokens,
         device,
         negatives_per_component,
+        hard_negatives_per_component,
     )
     out: dict[str, int] = {}
     for name, (dtype, shape) in shapes.items():
@@ -164,6 +187,7 @@ def check_fits(
     total_tokens: int | None = None,
     available: int | None = None,
     negatives_per_component: int = 0,
+    hard_negatives_per_component: int = 0,
 ) -> dict[str, int]:
     """Raise `UserError` unless accumulators + one batch's working set fit the free memory.
 
@@ -177,6 +201,7 @@ def check_fits(
         total_tokens,
         device,
         negatives_per_component,
+        hard_negatives_per_component,
     )
     tables = sum(need.values())
     need |= working_bytes(

@@ -54,7 +54,8 @@ _KINDS = {"tables/cooc": "upper", "tables/output_tiles": "tiles"}
 
 class SectionHeader(msgspec.Struct):
     name: str
-    """`tables/<table>`, `examples/<tensor>` or `negatives/<tensor>`."""
+    """`tables/<table>`, `examples/<tensor>`, `negatives/<tensor>` or
+    `hard_negatives/<tensor>`."""
     dtype: str
     shape: list[int]
     kind: str
@@ -81,6 +82,9 @@ class PayloadHeader(msgspec.Struct):
     sections: list[SectionHeader]
     negatives_per_component: int = 0
     negative_generator_state: bytes = b""
+    hard_negatives_per_component: int = 0
+    """0 in payloads written before hard negatives: they load with an empty sample."""
+    hard_negative_generator_state: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -97,7 +101,13 @@ def state_sections(harvester: Harvester) -> dict[str, torch.Tensor]:
     tables = {f"tables/{k}": t for k, t in harvester.state_tables().items()}
     examples = {f"examples/{k}": t for k, t in harvester.examples.tensors().items()}
     negatives = {f"negatives/{k}": t for k, t in harvester.negatives.tensors().items()}
-    return tables | examples | (negatives if harvester.negatives_per_component else {})
+    hard = {f"hard_negatives/{k}": t for k, t in harvester.hard_negatives.tensors().items()}
+    return (
+        tables
+        | examples
+        | (negatives if harvester.negatives_per_component else {})
+        | (hard if harvester.hard_negatives_per_component else {})
+    )
 
 
 def live_view(harvester: Harvester) -> StateView:
@@ -133,10 +143,19 @@ def header_for(view: StateView) -> PayloadHeader:
         byteorder=sys.byteorder,
         sections=sections,
         negatives_per_component=int(meta.get("negatives_per_component", 0)),
-        negative_generator_state=bytes(tensor_bytes(meta["negative_generator_state"].contiguous()))
-        if int(meta.get("negatives_per_component", 0))
-        else b"",
+        negative_generator_state=_generator_bytes(meta, "negatives_per_component", "negative"),
+        hard_negatives_per_component=int(meta.get("hard_negatives_per_component", 0)),
+        hard_negative_generator_state=_generator_bytes(
+            meta, "hard_negatives_per_component", "hard_negative"
+        ),
     )
+
+
+def _generator_bytes(meta: dict[str, Any], size: str, sampler: str) -> bytes:
+    """A sampler's generator state, stored only where the sampler keeps anything."""
+    if not int(meta.get(size, 0)):
+        return b""
+    return bytes(tensor_bytes(meta[f"{sampler}_generator_state"].contiguous()))
 
 
 def _kind(name: str) -> str:
@@ -192,13 +211,15 @@ def read_payload(source: Source, device: torch.device | str) -> Harvester:
     meta = msgspec.structs.asdict(header)
     meta["version"] = header.state_version
     meta["generator_state"] = torch.frombuffer(bytearray(header.generator_state), dtype=torch.uint8)
-    negative_state = bytearray(header.negative_generator_state)
-    meta["negative_generator_state"] = (
-        torch.frombuffer(negative_state, dtype=torch.uint8) if negative_state else None
-    )
+    for sampler in ("negative", "hard_negative"):
+        saved = bytearray(meta[f"{sampler}_generator_state"])
+        meta[f"{sampler}_generator_state"] = (
+            torch.frombuffer(saved, dtype=torch.uint8) if saved else None
+        )
     harvester = Harvester.from_state_meta(meta, device)
     examples = harvester.examples.tensors()
     negatives = harvester.negatives.tensors()
+    hard = harvester.hard_negatives.tensors()
     for section in header.sections:
         dtype = _DTYPES.get(section.dtype)
         group, _, name = section.name.partition("/")
@@ -210,6 +231,8 @@ def read_payload(source: Source, device: torch.device | str) -> Harvester:
             table = examples[name]
         elif group == "negatives" and name in negatives:
             table = negatives[name]
+        elif group == "hard_negatives" and name in hard:
+            table = hard[name]
         else:
             raise PayloadError(f"unknown section {section.name}")
         if list(table.shape) != section.shape or table.dtype != dtype:

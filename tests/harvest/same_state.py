@@ -19,7 +19,7 @@ def state_differences(a: Harvester, b: Harvester) -> list[str]:
     """What differs between the states of `a` and `b` (empty: identical)."""
     out = []
     meta_a, meta_b = a.state_meta(), b.state_meta()
-    for name in ("generator_state", "negative_generator_state"):
+    for name in ("generator_state", "negative_generator_state", "hard_negative_generator_state"):
         if not torch.equal(meta_a.pop(name), meta_b.pop(name)):
             out.append(name.replace("_", " "))
     if meta_a != meta_b:
@@ -30,6 +30,10 @@ def state_differences(a: Harvester, b: Harvester) -> list[str]:
     ]
     pairs += [
         (f"negatives/{k}", t, b.negatives.tensors()[k]) for k, t in a.negatives.tensors().items()
+    ]
+    pairs += [
+        (f"hard_negatives/{k}", t, b.hard_negatives.tensors()[k])
+        for k, t in a.hard_negatives.tensors().items()
     ]
     for name, x, y in pairs:
         if x.dtype != y.dtype or x.shape != y.shape:

@@ -80,6 +80,14 @@ def add_harvest_arguments(parser: argparse.ArgumentParser) -> None:
         "(default 20 for a new run; a run keeps its own)",
     )
     g.add_argument(
+        "--hard-negatives-per-component",
+        type=non_negative_int,
+        default=None,
+        help="windows where the component fires nowhere but one of its 8 most co-firing "
+        "components fires at the centre, for scoring (default 10 for a new run; a run keeps "
+        "its own)",
+    )
+    g.add_argument(
         "--top-k", type=positive_int, default=10, help="entries per statistics list (default 10)"
     )
     g.add_argument(
@@ -135,6 +143,7 @@ def daemon_options(args: argparse.Namespace, labelling: LabellingOptions | None)
             force_new=args.force_new_harvest,
             heldout_per_component=args.heldout_per_component,
             negatives_per_component=args.negatives_per_component,
+            hard_negatives_per_component=args.hard_negatives_per_component,
         ),
         labelling=labelling,
         display=display_from(args),

@@ -164,5 +164,6 @@ def _check_memory(config: HarvestConfig, source: Source) -> None:
         config.context_length,
         total_tokens=config.n_batches * config.batch_size * config.context_length,
         negatives_per_component=config.negatives_per_component,
+        hard_negatives_per_component=config.hard_negatives_per_component,
     )
     log.info("harvest memory: %.2f GiB on %s", sum(need.values()) / 2**30, source.device)

@@ -2,7 +2,8 @@
 
 Windows go to the model ten at a time, numbered; it answers with the numbers it says yes to.
 Each window is one trial. Balanced accuracy is the headline (positives and negatives come in
-different numbers), with precision, recall and F1 beside it.
+different numbers), with precision, recall and F1 beside it, and, where the negatives are of
+several kinds (detection's random and hard ones), each kind's true-negative rate.
 """
 
 from __future__ import annotations
@@ -56,9 +57,20 @@ def classify_plan(
     trials: Sequence[tuple[Window, bool]],
     question: str,
     says_yes: Callable[[LabelTerms, Window], bool],
+    *,
+    kinds: Sequence[str] = (),
+    report_kinds: Sequence[str] = (),
 ) -> Plan:
-    """Ask `question` about each window (truth beside it); `says_yes` is the offline answer."""
+    """Ask `question` about each window (truth beside it); `says_yes` is the offline answer.
+
+    `kinds`: each trial's kind (parallel to `trials`, or empty). For each kind in
+    `report_kinds` the metrics hold `<kind>_specificity` (the share of its answered negatives
+    said "no", with a Wilson interval: `_low`, `_high`; None without any) and `<kind>_negatives`
+    (how many were answered)."""
+    if kinds and len(kinds) != len(trials):
+        raise ValueError("kinds must name the kind of every trial")
     groups = chunks(list(trials), WINDOWS_PER_REQUEST)
+    kind_groups = chunks(list(kinds) or [""] * len(trials), WINDOWS_PER_REQUEST)
     asks = []
     for group in groups:
         windows = [w for w, _ in group]
@@ -79,20 +91,34 @@ def classify_plan(
     def finish(asked: Sequence[Asked[Any]]) -> Verdict:
         truth: list[bool] = []
         said: list[bool] = []
+        kind_of: list[str] = []
         errors = 0
-        for group, answer in zip(groups, asked, strict=True):
+        for group, group_kinds, answer in zip(groups, kind_groups, asked, strict=True):
             if answer.answer is None:
                 errors += len(group)
                 continue
-            for i, (_, is_true) in enumerate(group, start=1):
+            for i, ((_, is_true), kind) in enumerate(zip(group, group_kinds, strict=True), 1):
                 truth.append(is_true)
                 said.append(i in answer.answer)
+                kind_of.append(kind)
         tp = sum(t and s for t, s in zip(truth, said, strict=True))
         tn = sum(not t and not s for t, s in zip(truth, said, strict=True))
         positives = sum(truth)
         negatives = len(truth) - positives
         claimed = sum(said)
         precision, recall, f1 = wilson(tp, claimed), wilson(tp, positives), f1_score(truth, said)
+        by_kind: dict[str, float | None] = {}
+        for kind in report_kinds:
+            answers = [
+                s for t, s, k in zip(truth, said, kind_of, strict=True) if k == kind and not t
+            ]
+            specificity = wilson(answers.count(False), len(answers))
+            by_kind |= {
+                f"{kind}_specificity": specificity.value,
+                f"{kind}_specificity_low": specificity.low,
+                f"{kind}_specificity_high": specificity.high,
+                f"{kind}_negatives": float(len(answers)),
+            }
         return Verdict(
             balanced_accuracy(tp, positives, tn, negatives),
             errors,
@@ -106,6 +132,7 @@ def classify_plan(
                 "f1_high": f1.high,
                 "positives": float(positives),
                 "negatives": float(negatives),
+                **by_kind,
             },
         )
 

@@ -191,3 +191,97 @@ def reference_components(
             )
         )
     return out
+
+
+class ReferenceHardNegatives:
+    """Hard negatives by the definition, one position and one component at a time.
+
+    Co-firing counts are Python integers, counted pair by pair at each position. After batch b
+    (b = 1, 2, 4, ..., 256, then every 256th) each component's partners become the 8 others with
+    the most co-firings (count > 0; equal counts: lower id first). The candidate centres and keys
+    are drawn as the engine documents (`randperm` of the batch's positions, then one key per
+    candidate and component, from a generator seeded with seed + `seed_offset`). A candidate
+    qualifies for c when c's CI is at or below the threshold at every position of the window
+    (cut at the sequence's edges) and some partner fires at the centre; it records the partner
+    with the largest CI there (the earlier partner on ties)."""
+
+    def __init__(
+        self,
+        n_components: int,
+        k: int,
+        window: int,
+        threshold: float,
+        seed: int,
+        seed_offset: int,
+        candidates: int,
+        partners: int = 8,
+    ) -> None:
+        self.c, self.k, self.w, self.threshold = n_components, k, window, threshold
+        self.candidates, self.m = candidates, partners
+        self.generator = torch.Generator().manual_seed(seed + seed_offset)
+        self.cooc = [[0] * n_components for _ in range(n_components)]
+        self.partners: list[list[int]] = [[] for _ in range(n_components)]
+        self.partner_history: list[tuple[int, list[list[int]]]] = []
+        """(batches, partners) after each refresh."""
+        self.n_tokens = 0
+        self.n_batches = 0
+        self.qualifying: list[list[tuple[int, int, int, list[int], list[float]]]] = [
+            [] for _ in range(n_components)
+        ]
+        """Per component: (key, stream position, partner, window tokens, window CI)."""
+
+    @staticmethod
+    def refresh_due(batches: int) -> bool:
+        powers = {2**i for i in range(9)}  # 1 .. 256
+        return batches in powers or (batches > 256 and batches % 256 == 0)
+
+    def update(self, tokens: torch.Tensor, ci: torch.Tensor) -> None:
+        b, s = tokens.shape
+        n_pos = b * s
+        flat_tokens = tokens.reshape(-1).tolist()
+        flat_ci = ci.reshape(n_pos, self.c).tolist()
+        for row in flat_ci:
+            firing = [c for c in range(self.c) if row[c] > self.threshold]
+            for c in firing:
+                for d in firing:
+                    self.cooc[c][d] += 1
+        self.n_batches += 1
+        if self.refresh_due(self.n_batches):
+            for c in range(self.c):
+                others = [d for d in range(self.c) if d != c and self.cooc[c][d] > 0]
+                others.sort(key=lambda d, c=c: (-self.cooc[c][d], d))
+                self.partners[c] = others[: self.m]
+            self.partner_history.append((self.n_batches, [list(p) for p in self.partners]))
+        m = min(self.candidates, n_pos)
+        centres = torch.randperm(n_pos, generator=self.generator)[:m].tolist()
+        keys = torch.randint(0, EMPTY_KEY, (m, self.c), generator=self.generator).tolist()
+        for j, centre in enumerate(centres):
+            seq_start = centre - centre % s
+            inside = [
+                seq_start + centre % s + off
+                for off in range(-self.w, self.w + 1)
+                if 0 <= centre % s + off < s
+            ]
+            for c in range(self.c):
+                if any(flat_ci[p][c] > self.threshold for p in inside):
+                    continue
+                firing = [d for d in self.partners[c] if flat_ci[centre][d] > self.threshold]
+                if not firing:
+                    continue
+                partner = max(firing, key=lambda d: flat_ci[centre][d])  # the first on ties
+                win_tokens, win_ci = [], []
+                for off in range(-self.w, self.w + 1):
+                    q = centre % s + off
+                    if 0 <= q < s:
+                        win_tokens.append(flat_tokens[seq_start + q])
+                        win_ci.append(flat_ci[seq_start + q][c])
+                    else:
+                        win_tokens.append(-1)
+                        win_ci.append(0.0)
+                entry = (keys[j][c], self.n_tokens + centre, partner, win_tokens, win_ci)
+                self.qualifying[c].append(entry)
+        self.n_tokens += n_pos
+
+    def chosen(self, comp: int) -> list[tuple[int, int, int, list[int], list[float]]]:
+        """The component's k qualifying windows with the smallest (key, position)."""
+        return sorted(self.qualifying[comp], key=lambda e: (e[0], e[1]))[: self.k]

@@ -213,6 +213,16 @@ class HarvestConfig(msgspec.Struct, kw_only=True):
     centre (for scoring); 0 in runs made before hard negatives existed."""
 
     @property
+    def has_heldout(self) -> bool:
+        """Whether finalize writes `harvest/heldout.jsonl` (what labels are scored on)."""
+        sizes = (
+            self.heldout_per_component,
+            self.negatives_per_component,
+            self.hard_negatives_per_component,
+        )
+        return any(n > 0 for n in sizes)
+
+    @property
     def sampled_per_component(self) -> int:
         """The size of each component's uniform sample of firings: shown plus held out."""
         return self.examples_per_component + self.heldout_per_component

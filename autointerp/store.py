@@ -158,6 +158,53 @@ class ComponentHead(msgspec.Struct):
         return self.firing_count > 0 or bool(self.activation_examples)
 
 
+class HeldOutLookup:
+    """`harvest/heldout.jsonl` by component key, for scoring labels as they arrive.
+
+    Held-out lines run to tens of kilobytes each, so only each key's byte offset is kept; a line
+    is read again when asked for. The file may still be growing (finalize appends the line
+    before it hands the component on): a key not yet indexed makes the lookup read the lines
+    appended since, complete lines only (a torn tail is read once it is whole).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._offsets: dict[str, int] = {}
+        self._indexed = 0
+        """Bytes of the file already indexed (always at a line's end)."""
+        self._head = msgspec.json.Decoder(ResultHead)
+        self._decoder = msgspec.json.Decoder(HeldOutData)
+
+    def _index_new_lines(self) -> None:
+        if not self.path.exists():
+            return
+        with open(self.path, "rb") as f:
+            f.seek(self._indexed)
+            while (line := f.readline()).endswith(b"\n"):
+                start = self._indexed
+                self._indexed += len(line)
+                try:
+                    key = self._head.decode(line).component_key
+                except (msgspec.DecodeError, msgspec.ValidationError):
+                    continue
+                self._offsets.setdefault(key, start)  # the first line of a key wins
+
+    def keys(self) -> set[str]:
+        self._index_new_lines()
+        return set(self._offsets)
+
+    def get(self, key: str) -> HeldOutData | None:
+        """The component's held-out windows; None when it has no line (dead, or not yet)."""
+        if key not in self._offsets:
+            self._index_new_lines()
+        offset = self._offsets.get(key)
+        if offset is None:
+            return None
+        with open(self.path, "rb") as f:
+            f.seek(offset)
+            return self._decoder.decode(f.readline())
+
+
 class ResultHead(msgspec.Struct):
     """The fields of an `InterpretationResult` line that the ledger needs."""
 

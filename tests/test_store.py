@@ -11,8 +11,8 @@ import pytest
 
 from autointerp.errors import RunLocked, UserError
 from autointerp.files import JsonlAppender, read_json, read_jsonl, write_json_atomic
-from autointerp.schemas import LabelFailure
-from autointerp.store import ResultHead, RunDir, RunLock
+from autointerp.schemas import ActivationExample, HeldOutData, LabelFailure
+from autointerp.store import HeldOutLookup, ResultHead, RunDir, RunLock
 
 
 def _failure(i: int) -> LabelFailure:
@@ -116,3 +116,30 @@ def test_lock_on_an_unusable_directory_is_a_user_error(tmp_path: Path) -> None:
     blocker.write_text("not a directory")
     with pytest.raises(UserError, match=r"cannot use .* as the run directory"):
         RunLock(RunDir(blocker / "run")).acquire()
+
+
+def test_held_out_lookup_follows_a_growing_file_and_waits_for_a_torn_line(tmp_path: Path) -> None:
+    """The daemon scores components while finalize still appends their held-out lines."""
+    path = tmp_path / "heldout.jsonl"
+
+    def line(key: str) -> bytes:
+        example = ActivationExample([" a", " b"], [0.0, 1.0], 1, 1.0, stream_pos=7)
+        return msgspec.json.encode(HeldOutData(key, [example], [])) + b"\n"
+
+    lookup = HeldOutLookup(path)
+    assert lookup.get("m:0") is None  # no file yet
+    path.write_bytes(line("m:0") + line("m:1"))
+    got = lookup.get("m:1")
+    assert got is not None and got.component_key == "m:1" and got.activating[0].stream_pos == 7
+    third = line("m:2")
+    with open(path, "ab") as f:
+        f.write(third[:10])  # a torn append: not a line yet
+    assert lookup.get("m:2") is None
+    with open(path, "ab") as f:
+        f.write(third[10:])
+    assert lookup.get("m:2") is not None
+    with open(path, "ab") as f:
+        f.write(line("m:0").replace(b'"stream_pos":7', b'"stream_pos":9'))  # a repeat
+    assert lookup.keys() == {"m:0", "m:1", "m:2"}
+    first = lookup.get("m:0")
+    assert first is not None and first.activating[0].stream_pos == 7  # the first line wins

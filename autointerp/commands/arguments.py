@@ -15,6 +15,7 @@ from autointerp.daemon.options import (
     DEFAULT_STATUS_EVERY_S,
     DisplayOptions,
 )
+from autointerp.errors import UserError
 from autointerp.interpret.llm.defaults import API_KEY_ENV, DEFAULT_MODEL
 from autointerp.interpret.llm.options import (
     DEFAULT_MAX_CONCURRENT,
@@ -162,6 +163,16 @@ def add_labelling_arguments(
         help="v2: what the component does when it fires and what it responds to, beside the "
         "one-line label; v1: the one-line label only (default: %(default)s)",
     )
+    g.add_argument(
+        "--score",
+        nargs="?",
+        const="all",
+        default=None,
+        metavar="SCORERS",
+        help="score each label on its held-out windows as soon as it is written: 'all' (the "
+        "default when given alone) or comma-separated scorers (detection, fuzzing, intruder, "
+        "simulation, output); through the labeller's client and budget",
+    )
     add_client_arguments(g)
     g.add_argument(
         "--no-retry-failed",
@@ -219,7 +230,24 @@ def labelling_from(args: argparse.Namespace, labeller: LabellerName, why: str) -
         budget_usd=args.budget_usd,
         retry_failed=not args.no_retry_failed,
         prompt=args.prompt,
+        scorers=parse_scorers("--score", args.score) if args.score is not None else (),
     )
+
+
+def parse_scorers(flag: str, text: str) -> tuple[str, ...]:
+    """Scorer names from `detection,fuzzing` or `all`; unknown names are a UserError."""
+    from autointerp.interpret.scoring.registry import SCORERS  # imports the client: lazily
+
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if names == ["all"]:
+        return tuple(SCORERS)
+    unknown = [n for n in names if n not in SCORERS]
+    if unknown or not names:
+        raise UserError(
+            f"{flag} {text!r}: unknown {', '.join(unknown) or '(none given)'}; "
+            f"choose from {', '.join(SCORERS)} (or all)"
+        )
+    return tuple(dict.fromkeys(names))
 
 
 def client_from(args: argparse.Namespace) -> ClientOptions:

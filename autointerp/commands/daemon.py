@@ -17,6 +17,7 @@ from autointerp.commands.arguments import (
     positive_int,
 )
 from autointerp.daemon.options import DaemonOptions
+from autointerp.errors import UserError
 from autointerp.interpret.llm.defaults import API_KEY_ENV
 from autointerp.interpret.options import LabellingOptions
 from autointerp.sources.open import SourceOptions
@@ -153,6 +154,8 @@ def daemon_options(args: argparse.Namespace, labelling: LabellingOptions | None)
 
 def run(args: argparse.Namespace) -> int:
     name, why = choose_labeller(args.labeller)
+    if name == "none" and args.score is not None:
+        raise UserError("--score needs labels to score: drop --labeller none, or drop --score")
     labelling = None if name == "none" else labelling_from(args, name, why)  # type: ignore[arg-type]
     options = daemon_options(args, labelling)
     from autointerp.daemon.command import run_daemon

@@ -18,7 +18,12 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from autointerp.commands.arguments import add_client_arguments, add_data_dir, client_from
+from autointerp.commands.arguments import (
+    add_client_arguments,
+    add_data_dir,
+    client_from,
+    parse_scorers,
+)
 from autointerp.errors import UserError
 from autointerp.interpret.llm.defaults import API_KEY_ENV
 from autointerp.interpret.llm.pricing import price_of
@@ -29,7 +34,6 @@ if TYPE_CHECKING:  # the scorers import the client: only once the command runs
     from autointerp.interpret.scoring.base import Scorer
     from autointerp.interpret.scoring.runner import ScoringRun
 
-DEFAULT_SCORERS = "detection,fuzzing,intruder,simulation,output"
 PROGRESS_EVERY_S = 10.0
 
 
@@ -39,8 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("scoring")
     g.add_argument(
         "--scorers",
-        default=DEFAULT_SCORERS,
-        help="comma-separated scorers (default: %(default)s)",
+        default="all",
+        help="comma-separated scorers: detection, fuzzing, intruder, simulation, output "
+        "(default: all)",
     )
     g.add_argument(
         "--answerer",
@@ -63,13 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from autointerp.interpret.scoring.registry import SCORERS
 
-    names = [n.strip() for n in args.scorers.split(",") if n.strip()]
-    unknown = [n for n in names if n not in SCORERS]
-    if unknown or not names:
-        raise UserError(
-            f"--scorers {args.scorers!r}: unknown {', '.join(unknown) or '(none given)'}; "
-            f"choose from {', '.join(SCORERS)}"
-        )
+    names = parse_scorers("--scorers", args.scorers)
     run_dir = resolve_run(args.run, data_dir_from(args.data_dir))
     if not run_dir.heldout_path.exists():
         raise UserError(
@@ -115,7 +114,7 @@ async def _score(
 ) -> int:
     from autointerp.interpret.llm.errors import FatalAPIError
     from autointerp.interpret.scoring.runner import ScoringRun
-    from autointerp.store import RunLock
+    from autointerp.store import RunLock, RunReader
 
     loop = asyncio.get_running_loop()
     started = time.monotonic()
@@ -128,7 +127,9 @@ async def _score(
             workers=args.max_concurrent,
             read=args.read,
         )
-        todo = await asyncio.to_thread(scoring.count_todo)
+        labels = RunReader(run_dir).labels()
+        todo = await asyncio.to_thread(scoring.submit_backlog, labels)
+        scoring.finish()
         print(f"autointerp: {todo} (component, scorer) pairs to score in {run_dir.root}",
               file=sys.stderr)  # fmt: skip
         main = asyncio.current_task()
@@ -183,7 +184,7 @@ async def _score(
 
 def _progress_line(scoring: ScoringRun) -> str:
     p = scoring.progress
-    means = ", ".join(f"{name} {sum(v) / len(v):.3f}" for name, v in sorted(p.means.items()) if v)
+    means = ", ".join(f"{name} {m.mean:.3f}" for name, m in p.means().items() if m.mean is not None)
     return f"scored {p.scored}/{p.todo}, failed {p.failed}, cost ${p.cost_usd:.4f}" + (
         f", means: {means}" if means else ""
     )

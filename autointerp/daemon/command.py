@@ -17,12 +17,13 @@ from autointerp.daemon.orchestrator import Outcome
 from autointerp.daemon.progress import SharedProgress
 from autointerp.daemon.runtime import Terminal, end_state, exit_code, run_command, supervise
 from autointerp.daemon.shutdown import Shutdown
+from autointerp.errors import UserError
 from autointerp.harvest import HarvestPass, HarvestProgress, check_fits
 from autointerp.harvest.config import harvest_config, reconcile_config
 from autointerp.harvest.disk import check_disk
 from autointerp.harvest.threads import CpuThreadPolicy
 from autointerp.interpret.base import Labeller
-from autointerp.interpret.options import build_labeller
+from autointerp.interpret.options import build_labeller, build_scoring
 from autointerp.interpret.pool import LabellingPool
 from autointerp.schemas import HarvestConfig
 from autointerp.sources.base import Source
@@ -100,12 +101,19 @@ async def _run_locked(
     )
     pool = None
     if labeller is not None and options.labelling is not None:
+        if options.labelling.scorers and not config.has_heldout:
+            raise UserError(
+                f"--score needs held-out windows, and run {source.run_id} was harvested without "
+                "them (--heldout-per-component 0 and --negatives-per-component 0, or a harvest "
+                "from before scoring existed)"
+            )
         pool = LabellingPool(
             labeller,
             source.architecture,
             run,
             budget_usd=options.labelling.budget_usd,
             retry_failed=options.labelling.retry_failed,
+            scoring=build_scoring(options.labelling, labeller, run),
         )
 
     def on_progress(harvest: HarvestProgress) -> None:

@@ -19,6 +19,8 @@ from rich.table import Table
 from rich.text import Text
 
 from autointerp.daemon.progress import LabellingView, SharedProgress, View
+from autointerp.interpret.scoring.runner import ScoringSnapshot
+from autointerp.interpret.scoring.summary import MeanScore
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 
@@ -82,6 +84,11 @@ def render(view: View) -> RenderableType:
         _row(grid, "labelling", _bar(view.labelled, alive), _labelling_text(view))
         for line in _labelling_details(view, view.labelling):
             _row(grid, "", "", line)
+        scoring = view.labelling.scoring
+        if scoring is not None:
+            _row(grid, "scoring", "", _scoring_text(scoring))
+            for line in _score_lines(scoring):
+                _row(grid, "", "", line)
     labeller = Text.assemble(("labeller ", "bold"), clean(view.labeller))
     parts: list[RenderableType] = [header, origin, labeller]
     if view.run_dir:
@@ -149,6 +156,26 @@ def _labelling_details(view: View, lab: LabellingView) -> list[str]:
     return lines
 
 
+def _scoring_text(scoring: ScoringSnapshot) -> str:
+    return (
+        f"{scoring.scored} scored · {scoring.failed} failed · {scoring.in_flight} in flight"
+        f" · {scoring.queued} queued · cost {_money(scoring.cost_usd)} (in the total above)"
+    )
+
+
+def score_text(name: str, mean: MeanScore) -> str:
+    """`detection 0.667 [0.648, 0.686] n=187`: a scorer's mean over components, 95% interval."""
+    if mean.mean is None:
+        return f"{name} — n=0"
+    interval = "" if mean.ci_low is None else f" [{mean.ci_low:.3f}, {mean.ci_high:.3f}]"
+    return f"{name} {mean.mean:.3f}{interval} n={mean.n}"
+
+
+def _score_lines(scoring: ScoringSnapshot) -> list[str]:
+    texts = [score_text(name, mean) for name, mean in scoring.means.items()]
+    return [" · ".join(texts[i : i + 3]) for i in range(0, len(texts), 3)]
+
+
 def _labels_table(lab: LabellingView) -> Table:
     table = Table(title="latest labels", title_justify="left", expand=True)
     table.add_column("component", no_wrap=True)
@@ -186,6 +213,13 @@ def plain_line(view: View) -> str:
             f"queue={view.queue_depth}",
             f"cost={_money(view.cost_usd)}",
         ]
+        if lab.scoring is not None:
+            parts.append(f"scored={lab.scoring.scored}")
+            parts += [
+                f"{name}={m.mean:.3f}"
+                for name, m in lab.scoring.means.items()
+                if m.mean is not None
+            ]
     return " ".join(parts)
 
 
@@ -204,6 +238,13 @@ def summary_lines(view: View) -> list[str]:
             f"  labelling {view.labelled} labelled, {view.failed} failed, {remaining} remaining, "
             f"cost {_money(view.cost_usd)}"
         )
+        scoring = view.labelling.scoring
+        if scoring is not None:
+            lines.append(
+                f"  scoring   {scoring.scored} scored, {scoring.failed} failed, "
+                f"cost {_money(scoring.cost_usd)} (in the labelling cost)"
+            )
+            lines += [f"    {score_text(n, m)}" for n, m in scoring.means.items()]
     if view.last_error:
         lines.append(f"  error: {clean(view.last_error, 300)}")
     if view.end_note:

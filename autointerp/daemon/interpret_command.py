@@ -21,7 +21,7 @@ from autointerp.daemon.progress import SharedProgress
 from autointerp.daemon.runtime import Terminal, end_state, exit_code, run_command, supervise
 from autointerp.daemon.shutdown import Shutdown
 from autointerp.errors import UserError
-from autointerp.interpret.options import build_labeller
+from autointerp.interpret.options import build_labeller, build_scoring
 from autointerp.interpret.pool import LabellingPool, PoolSnapshot
 from autointerp.store import RunDir, RunLock, RunReader, resolve_run
 
@@ -46,6 +46,11 @@ async def _main(options: InterpretOptions, terminal: Terminal, started_at: float
     run = resolve_run(options.run, options.data_dir)
     reader = RunReader(run)
     check_harvest_complete(reader)
+    if options.labelling.scorers and not run.heldout_path.exists():
+        raise UserError(
+            f"--score needs held-out windows, and {run.heldout_path} is missing (a harvest "
+            "without them, or from before scoring existed)"
+        )
     architecture = reader.architecture()
     labeller = build_labeller(options.labelling)
     shutdown = Shutdown()
@@ -61,6 +66,7 @@ async def _main(options: InterpretOptions, terminal: Terminal, started_at: float
                     run,
                     budget_usd=options.labelling.budget_usd,
                     retry_failed=options.labelling.retry_failed,
+                    scoring=build_scoring(options.labelling, labeller, run),
                 )
                 return await _label(options, run, pool, terminal, shutdown, started_at)
             finally:

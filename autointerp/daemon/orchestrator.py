@@ -180,5 +180,6 @@ class Orchestrator:
                 budget_usd=snap.budget_usd,
                 last_error=stats.last_error,
                 recent=tuple(LabelLine(r.key, r.label, r.confidence) for r in snap.recent),
+                scoring=snap.scoring,
             ),
         )

@@ -11,6 +11,8 @@ import threading
 import time
 from typing import Any
 
+from autointerp.interpret.scoring.runner import ScoringSnapshot
+
 
 @dataclasses.dataclass(frozen=True)
 class LabelLine:
@@ -41,6 +43,8 @@ class LabellingView:
     budget_usd: float | None = None
     last_error: str | None = None
     recent: tuple[LabelLine, ...] = ()
+    scoring: ScoringSnapshot | None = None
+    """Scores of the labels as they arrive (`--score`); None when not scoring."""
 
 
 @dataclasses.dataclass(frozen=True)

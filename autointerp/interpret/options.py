@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from autointerp.errors import UserError
 from autointerp.interpret.base import Labeller
 from autointerp.interpret.llm.options import ClientOptions
 from autointerp.interpret.llm.pricing import price_of
 from autointerp.interpret.prompt_version import DEFAULT_PROMPT, PromptVersion
+from autointerp.store import RunDir
+
+if TYPE_CHECKING:  # the scorers import the client: only once scoring is asked for
+    from autointerp.interpret.scoring.runner import ScoringRun
 
 LabellerName = Literal["claude", "offline"]
 
@@ -24,6 +28,8 @@ class LabellingOptions:
     """Total cost of the run (earlier starts included) after which no new request is sent."""
     retry_failed: bool = True
     prompt: PromptVersion = DEFAULT_PROMPT
+    scorers: tuple[str, ...] = ()
+    """Scorers run on each label as soon as it is written (`--score`); none by default."""
     """`v2` asks for both sides (what the component responds to and what it does); `v1` for one
     line, as before."""
 
@@ -31,6 +37,25 @@ class LabellingOptions:
         if self.labeller == "offline":
             return f"offline labeller ({self.why})"
         return f"claude {self.client.model} ({self.why})"
+
+
+def build_scoring(options: LabellingOptions, labeller: Labeller, run: RunDir) -> ScoringRun | None:
+    """The scoring run `--score` asks for: its answerer is the labeller's own client (one
+    budget, one set of rate limits, one cost), or the offline simulator for offline labels."""
+    if not options.scorers:
+        return None
+    from autointerp.interpret.labeller import ModelLabeller
+    from autointerp.interpret.scoring.asking import Answerer, ModelAnswerer, OfflineAnswerer
+    from autointerp.interpret.scoring.registry import SCORERS
+    from autointerp.interpret.scoring.runner import ScoringRun
+
+    answerer: Answerer = (
+        ModelAnswerer(labeller.client, labeller.name)
+        if isinstance(labeller, ModelLabeller)
+        else OfflineAnswerer()
+    )
+    scorers = [SCORERS[name]() for name in options.scorers]
+    return ScoringRun(run, scorers, answerer, workers=labeller.max_concurrent)
 
 
 def build_labeller(options: LabellingOptions) -> Labeller:

@@ -4,6 +4,9 @@ The files are the state. At every moment, each component is in exactly one of re
 failures.jsonl, or neither (pending). On start, failures that will be retried (or that a result
 already covers) are removed from failures.jsonl by an atomic rewrite, so a component never counts as
 both failed and labelled, and a restart re-labels only what has no result.
+
+With a `ScoringRun` (`--score`), each label is handed to it the moment it is written, and the
+labels of earlier starts still unscored on start; the pool ends once scoring has drained too.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from autointerp.files import JsonlAppender, encode_line, write_bytes_atomic
 from autointerp.interpret.base import Labeller
 from autointerp.interpret.llm.errors import FatalAPIError, RequestFailed
 from autointerp.interpret.llm.stats import ClientStats
+from autointerp.interpret.scoring.runner import ScoringProgress, ScoringRun, ScoringSnapshot
 from autointerp.schemas import (
     ArchitectureInfo,
     ComponentData,
@@ -67,6 +71,8 @@ class PoolSnapshot(msgspec.Struct):
     """Wall-clock time `run()` started (None before)."""
     elapsed_s: float
     labels_per_minute: float
+    scoring: ScoringSnapshot | None = None
+    """The scoring run's counters, when labels are scored as they arrive."""
 
 
 def is_dead(component: ComponentData) -> bool:
@@ -85,6 +91,7 @@ class LabellingPool:
         *,
         budget_usd: float | None = None,
         retry_failed: bool = True,
+        scoring: ScoringRun | None = None,
     ) -> None:
         self.labeller = labeller
         self.architecture = architecture
@@ -93,10 +100,16 @@ class LabellingPool:
         self.budget_usd = budget_usd
         self.retry_failed = retry_failed
 
-        ledger = RunReader(run).results()
+        reader = RunReader(run)
+        ledger = reader.results()
+        scoring_cost, scoring_cost_known = reader.scoring_cost()
         self._labelled = ledger.labelled
-        self._prior_cost = ledger.cost_usd
-        self._prior_cost_known = ledger.cost_known
+        self._prior_cost = ledger.cost_usd + scoring_cost
+        """Earlier starts' labels and scores: scoring shares the budget and the accounting."""
+        self._prior_cost_known = ledger.cost_known and scoring_cost_known
+        self.scoring = scoring
+        if scoring is not None:
+            scoring.share_budget(self.cost_usd, budget_usd)
         self._failed: dict[str, LabelFailure] = {}
         self._earlier_attempts: dict[str, int] = {}
         self._reconcile_failures()
@@ -172,6 +185,7 @@ class LabellingPool:
             started_at=self._started_at,
             elapsed_s=elapsed,
             labels_per_minute=self._done_this_run / elapsed * 60.0 if elapsed > 0 else 0.0,
+            scoring=self.scoring.progress.snapshot() if self.scoring is not None else None,
         )
 
     # ---- control
@@ -180,12 +194,15 @@ class LabellingPool:
         if self._stop_reason is None:
             self._stop_reason = reason
         self._stopping.set()
+        if self.scoring is not None:
+            self.scoring.stop(reason)
 
     async def run(self, queue: asyncio.Queue[ComponentData | None]) -> None:
         self._started_at = time.time()
         self._started_mono = time.monotonic()
         results = JsonlAppender(self.run_dir.results_path)
         failures = JsonlAppender(self.run_dir.failures_path)
+        scoring = await self._start_scoring()
         try:
             workers = [
                 asyncio.create_task(self._worker(queue, results, failures))
@@ -197,7 +214,17 @@ class LabellingPool:
                 for w in workers:
                     w.cancel()
                 await asyncio.gather(*workers, return_exceptions=True)
+            if scoring is not None:
+                self.scoring.finish()  # type: ignore[union-attr]
+                await scoring  # the labels written go on to be scored
+        except FatalAPIError as e:  # from scoring: the API cannot be used
+            self._fatal = self._fatal or e
+            self.stop(f"fatal: {e}")
         finally:
+            if scoring is not None and not scoring.done():
+                scoring.cancel()
+                with contextlib.suppress(asyncio.CancelledError, FatalAPIError):
+                    await scoring
             self._ended_mono = time.monotonic()
             if self._writes:  # cancelled mid-append: let the write finish before closing
                 await asyncio.gather(*self._writes, return_exceptions=True)
@@ -207,6 +234,16 @@ class LabellingPool:
             self._stop_reason = "done"
         if self._fatal is not None:
             raise self._fatal
+
+    async def _start_scoring(self) -> asyncio.Task[ScoringProgress] | None:
+        """Start the scoring run, with the labels of earlier starts it has not scored."""
+        if self.scoring is None:
+            return None
+        earlier = RunReader(self.run_dir).labels()
+        backlog = await asyncio.to_thread(self.scoring.submit_backlog, earlier)
+        if backlog:
+            log.info("scoring: %d (component, scorer) pairs from earlier labels", backlog)
+        return asyncio.create_task(self.scoring.run())
 
     # ---- workers
     async def _next(self, queue: asyncio.Queue[ComponentData | None]) -> ComponentData | None:
@@ -292,6 +329,8 @@ class LabellingPool:
 
     async def _record_result(self, out: JsonlAppender, result: InterpretationResult) -> None:
         await self._append(out, result)
+        if self.scoring is not None:
+            self.scoring.submit(result)
         self._labelled.add(result.component_key)
         self._done_this_run += 1
         self._recent.append(RecentLabel(result.component_key, result.label, result.confidence))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import subprocess
 import sys
@@ -10,8 +11,10 @@ from pathlib import Path
 
 from rich.console import Console
 
-from autointerp.daemon.dashboard import Dashboard, clean, plain_line, render
+from autointerp.daemon.dashboard import Dashboard, clean, plain_line, render, summary_lines
 from autointerp.daemon.progress import LabelLine, LabellingView, SharedProgress, View
+from autointerp.interpret.scoring.runner import ScoringSnapshot
+from autointerp.interpret.scoring.summary import MeanScore
 from tests.daemon.runner import REPO, child_env, daemon_args
 
 HOSTILE = [
@@ -87,6 +90,29 @@ def test_plain_line_has_the_progress_counts() -> None:
     line = plain_line(_view())
     assert "\n" not in line
     assert "phase=label" in line and "finalize=12/20" in line and "in_flight=2/8" in line
+
+
+def test_scoring_shows_each_scorers_mean_interval_and_cost() -> None:
+    scoring = ScoringSnapshot(
+        scored=374,
+        failed=2,
+        queued=5,
+        in_flight=3,
+        cost_usd=0.42,
+        means={
+            "detection": MeanScore(0.667, 0.648, 0.686, 187),
+            "intruder": MeanScore(0.366, 0.325, 0.407, 174),
+            "output": MeanScore(None, None, None, 0),
+        },
+    )
+    lab = dataclasses.replace(_view().labelling, scoring=scoring)  # type: ignore[type-var]
+    view = _view(labelling=lab)
+    text = _render(view, color=False)
+    assert "374 scored · 2 failed · 3 in flight · 5 queued · cost $0.4200" in text
+    assert "detection 0.667 [0.648, 0.686] n=187" in text
+    assert "intruder 0.366 [0.325, 0.407] n=174" in text and "output — n=0" in text
+    assert "scored=374" in plain_line(view) and "detection=0.667" in plain_line(view)
+    assert "    detection 0.667 [0.648, 0.686] n=187" in summary_lines(view)
 
 
 def test_dashboard_prints_plain_lines_periodically_when_not_a_terminal() -> None:

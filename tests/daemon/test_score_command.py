@@ -112,7 +112,8 @@ def test_kill_9_while_scoring_then_restart_scores_each_pair_exactly_once(tmp_pat
 
 def test_user_mistakes_are_one_clear_message(tmp_path: Path) -> None:
     assert run_inprocess(tmp_path, "--labeller", "none", "--heldout-per-component", "0",
-                         "--negatives-per-component", "0") == 0  # fmt: skip
+                         "--negatives-per-component", "0",
+                         "--hard-negatives-per-component", "0") == 0  # fmt: skip
     bad = score(tmp_path, "--scorers", "detection,vibes")
     assert bad.returncode == 2 and "unknown vibes" in bad.stderr
     no_heldout = score(tmp_path)

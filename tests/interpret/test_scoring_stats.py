@@ -16,6 +16,7 @@ from autointerp.interpret.scoring.stats import (
     f1_score,
     wilson,
 )
+from autointerp.interpret.scoring.summary import RunningMean, mean_score, score_range
 
 TRIALS = 4000
 
@@ -89,3 +90,24 @@ def test_f1_bootstrap_is_deterministic_and_brackets_the_value() -> None:
     assert a == b
     assert a.low is not None and a.high is not None and a.value is not None
     assert a.low <= a.value <= a.high and a.high - a.low < 0.5
+
+
+@given(st.lists(st.floats(-1, 1), max_size=60), st.sampled_from(["detection", "simulation"]))
+def test_the_running_mean_agrees_with_the_mean_over_the_list(
+    scores: list[float], scorer: str
+) -> None:
+    """The dashboard's constant-memory mean is the summary's mean, interval included, and
+    neither interval leaves the range a score can take."""
+    bounds = score_range(scorer)
+    scores = [min(max(s, bounds[0]), bounds[1]) for s in scores]
+    running = RunningMean(bounds)
+    for s in scores:
+        running.add(s)
+    fast, slow = running.value(), mean_score(scores, bounds=bounds)
+    assert fast.n == slow.n == len(scores)
+    for a, b in ((fast.mean, slow.mean), (fast.ci_low, slow.ci_low), (fast.ci_high, slow.ci_high)):
+        assert (a is None) == (b is None)
+        if a is not None and b is not None:
+            assert a == pytest.approx(b, abs=1e-6)
+    if slow.ci_low is not None and slow.ci_high is not None:
+        assert bounds[0] <= slow.ci_low <= slow.ci_high <= bounds[1]

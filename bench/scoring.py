@@ -25,7 +25,7 @@ from tests.interpret.fake_api import FakeMessagesServer
 from tests.interpret.test_scorers import oracle
 
 REPO = Path(__file__).resolve().parents[1]
-SCORERS = ("detection", "fuzzing", "intruder", "simulation")
+SCORERS = ("detection", "fuzzing", "intruder", "simulation", "output")
 
 
 def main() -> None:
@@ -73,6 +73,8 @@ def _scorer_of(body: dict[str, Any]) -> str:
         return "intruder"
     if '"windows"' in text:
         return "simulation"
+    if "just before the marked token" in text:
+        return "output"
     if "marked token" in text:
         return "fuzzing"
     return "detection"

@@ -11,7 +11,7 @@ import time
 
 import msgspec
 
-from autointerp.interpret.scoring.summary import MeanScore, ScorerSummary
+from autointerp.interpret.scoring.summary import MeanScore, ScorerSummary, summarize
 from autointerp.schemas import LiveProgress
 from autointerp.store import RunDir, RunReader
 
@@ -31,12 +31,13 @@ class RunStatus(msgspec.Struct):
     failed: int
     remaining: int
     cost_usd: float
+    """The labels' cost (scoring's is `scoring_cost_usd`)."""
     resumed_from: list[int]
     last_checkpoint_at: float | None
     live: LiveProgress | None = None
     """What the running process reported a few seconds ago (None: none running)."""
     scores: dict[str, MeanScore] = {}
-    """Each scorer's mean over the scored components (from `scores/summary.json`)."""
+    """Each scorer's mean over the scored components (from `scores/<scorer>.jsonl`)."""
     scoring_cost_usd: float = 0.0
 
 
@@ -77,13 +78,13 @@ def collect(run: RunDir) -> RunStatus:
 
 
 def _scores(run: RunDir) -> dict[str, ScorerSummary]:
-    path = run.scores_summary_path
-    if not path.exists():
+    """Each scorer's summary, from its records (live while a daemon scores; `summary.json` is
+    written only when a scoring run ends)."""
+    if not run.scores_dir.is_dir():
         return {}
-    try:
-        return msgspec.json.decode(path.read_bytes(), type=dict[str, ScorerSummary])
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return {}  # a summary from another version: status shows the rest
+    reader = RunReader(run)
+    names = sorted(p.stem for p in run.scores_dir.glob("*.jsonl"))
+    return {name: summarize(name, reader.scores(name).values()) for name in names}
 
 
 def describe(s: RunStatus, now: float | None = None) -> str:
@@ -106,7 +107,8 @@ def describe(s: RunStatus, now: float | None = None) -> str:
         f"finalize   {s.components_written}/{s.components_total} components, {s.alive} alive",
         f"labelling  {s.labelled} labelled, {s.failed} failed, {s.remaining} remaining"
         + (" (of those finalized)" if phase in ("harvest", "finalize") else ""),
-        f"cost       ${s.cost_usd:,.4f}",
+        f"cost       ${s.cost_usd + s.scoring_cost_usd:,.4f}"
+        + (f" (labels ${s.cost_usd:,.4f}, scoring ${s.scoring_cost_usd:,.4f})" if s.scores else ""),
         f"starts     {len(s.resumed_from)} (resumed at batch "
         + ", ".join(map(str, s.resumed_from))
         + ")",
@@ -118,6 +120,4 @@ def describe(s: RunStatus, now: float | None = None) -> str:
         if o.ci_low is not None and o.ci_high is not None:
             shown += f" [{o.ci_low:.3f}, {o.ci_high:.3f}]"
         lines.append(f"score      {name} {shown} over {o.n} components ({o.unscored} unscored)")
-    if s.scores:
-        lines.append(f"scoring    ${s.scoring_cost_usd:,.4f}")
     return "\n".join(lines)

@@ -44,6 +44,7 @@ NEW_VALUES = {
     "seed": st.integers(0, 2**31),
     "heldout_per_component": st.integers(0, 100),
     "negatives_per_component": st.integers(0, 100),
+    "hard_negatives_per_component": st.integers(0, 100),
 }
 
 

@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "interpret": ("autointerp.commands.interpret", "label an existing harvest"),
     "score": ("autointerp.commands.score", "score a run's labels on its held-out windows"),
     "status": ("autointerp.commands.status", "print a run's phase, progress, counts and cost"),
+    "report": ("autointerp.commands.report", "write a run's labels as a static site"),
+    "serve": ("autointerp.commands.serve", "browse a run's labels over HTTP while it runs"),
 }
 
 

@@ -60,8 +60,7 @@ return await new Promise(resolve => {
 
 def spec_for(n: int) -> RunSpec:
     layers = 8
-    per_layer = ("attn.q_proj", "attn.k_proj", "attn.v_proj", "attn.o_proj", "mlp.up_proj",
-                 "mlp.down_proj")  # fmt: skip
+    per_layer = (*(f"attn.{p}_proj" for p in "qkvo"), "mlp.up_proj", "mlp.down_proj")
     return RunSpec(
         n_components=n,
         modules_per_layer=per_layer,
@@ -133,11 +132,9 @@ def main() -> None:
         )
         results = measure(root / "report" / "index.html", args.runs)
         for i, r in enumerate(results, 1):
-            print(f"load {i}: " + ", ".join(f"{k} {v:,.0f}" if "ms" in k else f"{k} {v:.2f}"
-                                             for k, v in r.items()))  # fmt: skip
-        print("median: " + ", ".join(
-            f"{k} {statistics.median(r[k] for r in results):,.1f}" for k in results[0]
-        ))  # fmt: skip
+            print(f"load {i} (fresh browser): " + ", ".join(f"{k} {v:,.1f}" for k, v in r.items()))
+        medians = {k: statistics.median(r[k] for r in results) for k in results[0]}
+        print("median: " + ", ".join(f"{k} {v:,.1f}" for k, v in medians.items()))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -91,7 +91,7 @@ def _token_table(stats: TokenStats, caption: str) -> str:
     ]
     depth = max((len(rows) for _, rows in columns), default=0)
     if depth == 0:
-        return f"<div><h3>{text(caption)}</h3><p class='note'>No statistics.</p></div>"
+        return f'<div><h3>{text(caption)}</h3><p class="note">No statistics.</p></div>'
     head = "".join(f'<th>token</th><th class="num">{name}</th>' for name, _ in columns)
     body = []
     for i in range(depth):
@@ -105,7 +105,7 @@ def _token_table(stats: TokenStats, caption: str) -> str:
                 cells.append("<td></td><td></td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return (
-        f"<div><h3>{text(caption)}</h3><table class='data'><tr>{head}</tr>"
+        f'<div><h3>{text(caption)}</h3><table class="data"><tr>{head}</tr>'
         + "".join(body)
         + "</table></div>"
     )
@@ -131,7 +131,7 @@ def _neighbours(view: RunView, data: ComponentData) -> str:
             shown = f' <span class="muted">{text(label.label)}</span>' if label else ""
             items.append(f'<tr><td class="num">{_num(value)}</td><td>{link}{shown}</td></tr>')
         out.append(
-            f"<div><h3>Components that {caption}</h3><table class='data'>"
+            f'<div><h3>Components that {caption}</h3><table class="data">'
             + "".join(items)
             + "</table></div>"
         )
@@ -206,7 +206,7 @@ def _scores(view: RunView, key: str) -> str:
             f'<td class="note">{metrics}</td></tr>'
         )
     return (
-        "<table class='data' id='scores'><tr><th>scorer</th><th>side</th>"
+        '<table class="data" id="scores"><tr><th>scorer</th><th>side</th>'
         '<th class="num">score</th><th class="num">95% interval</th><th></th>'
         '<th class="num">n</th><th class="num">errors</th><th>answered by</th>'
         "<th>other figures</th></tr>" + "".join(rows) + "</table>"

@@ -9,12 +9,14 @@ view keeps only where each line is and decodes one when its page is asked for.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import msgspec
 
+from autointerp.errors import UserError
 from autointerp.files import read_json
 from autointerp.schemas import (
     ComponentData,
@@ -32,6 +34,7 @@ KNOWN_SCORERS = ("detection", "fuzzing", "intruder", "simulation")
 """Shown first, in this order; any other `scores/<name>.jsonl` follows alphabetically."""
 
 _CHUNK = 8 << 20
+T = TypeVar("T")
 
 
 class _Head(msgspec.Struct):
@@ -126,6 +129,14 @@ def _decode(decoder: msgspec.json.Decoder, line: bytes) -> object | None:
         return None  # a line of another version, or damaged: the report shows the rest
 
 
+def _tolerant(read: Callable[[], T], default: T) -> T:
+    """A JSON file another version wrote, or that is missing: the pages show the rest."""
+    try:
+        return read()
+    except (UserError, OSError):
+        return default
+
+
 def _signature(path: Path) -> tuple[int, int, int] | None:
     try:
         st = os.stat(path)
@@ -170,12 +181,12 @@ class RunView:
         self._seen = signature
         reader = self.reader
         if "state" in changed:
-            self.state = reader.state()
+            self.state = _tolerant(reader.state, RunState())
         if "config" in changed:
-            self.config = reader.config()
+            self.config = _tolerant(reader.config, None)
         if "summary" in changed:
             path = self.run.summary_path
-            self.summary = read_json(path, HarvestSummary) if path.exists() else None
+            self.summary = _tolerant(lambda: read_json(path, HarvestSummary), None)
         if "failures" in changed:
             self.failures = reader.failures()[0]
         if "components" in changed:

@@ -149,13 +149,13 @@ def _score_table(view: RunView) -> str:
         else:
             shown = "–"
         rows.append(
-            f"<tr><td>{text(scorer)}</td><td class='num'>{shown}</td>"
-            f"<td class='num'>{len(values):,}</td><td class='num'>{len(records) - len(values):,}"
+            f'<tr><td>{text(scorer)}</td><td class="num">{shown}</td>'
+            f'<td class="num">{len(values):,}</td><td class="num">{len(records) - len(values):,}'
             f"</td><td>{text(', '.join(answerers))}</td></tr>"
         )
     return (
-        "<table class='data'><tr><th>scorer</th><th class='num'>mean (95% interval)</th>"
-        "<th class='num'>scored</th><th class='num'>unscored</th><th>answered by</th></tr>"
+        '<table class="data"><tr><th>scorer</th><th class="num">mean (95% interval)</th>'
+        '<th class="num">scored</th><th class="num">unscored</th><th>answered by</th></tr>'
         + "".join(rows)
         + "</table>"
     )

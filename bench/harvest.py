@@ -16,7 +16,9 @@ keep only the records that are compared, as a consumer writing records to disk w
 
 The engine does more than the reference in both phases: its update also samples activation
 examples and its finalize also builds them (the reference's example sampler is a Python loop per
-firing, far too slow at these shapes); the ratios include that extra work.
+firing, far too slow at these shapes); the ratios include that extra work. `--negatives 20
+--hard-negatives 10` (a new run's held-out windows for scoring) add the silent windows and the
+hard negatives to the engine's update as well.
 """
 
 from __future__ import annotations
@@ -138,14 +140,30 @@ def run_shape(name: str, args: argparse.Namespace) -> Result:
         return spd_like_batch(torch.Generator().manual_seed(1000 + i), s, rate)
 
     def engine() -> Harvester:
-        return Harvester(layout, s.vocab, 0.0, EXAMPLES, WINDOW, args.device, 0)
+        return Harvester(
+            layout,
+            s.vocab,
+            0.0,
+            EXAMPLES,
+            WINDOW,
+            args.device,
+            0,
+            negatives_per_component=args.negatives,
+            hard_negatives_per_component=args.hard_negatives,
+        )
 
     density = float((batch(0)[1] > 0).float().mean())
-    tables = sum(accumulator_bytes(layout, s.vocab, EXAMPLES, WINDOW).values()) / 2**30
+    held_out = {
+        "negatives_per_component": args.negatives,
+        "hard_negatives_per_component": args.hard_negatives,
+    }
+    tables = sum(accumulator_bytes(layout, s.vocab, EXAMPLES, WINDOW, **held_out).values())
+    tables /= 2**30
     print(
         f"\n{name}: {s.modules} modules x {s.components} = {c} components, vocab {s.vocab}, "
         f"batch {s.batch}x{s.context}, firing density {density:.2%}, engine tables {tables:.2f} "
-        f"GiB, threads {torch.get_num_threads()}"
+        f"GiB, threads {torch.get_num_threads()}, silent windows {args.negatives}, hard "
+        f"negatives {args.hard_negatives} per component"
     )
 
     def update_time(acc: Harvester | ReferenceAccumulator, i: int) -> float:
@@ -218,6 +236,10 @@ def main() -> None:
     parser.add_argument("--ref-components", type=int, default=512)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--negatives", type=int, default=0, help="silent windows per component")
+    parser.add_argument(
+        "--hard-negatives", type=int, default=0, help="hard negatives per component"
+    )
     args = parser.parse_args()
     if args.batches is not None and args.batches < 2:
         parser.error("--batches must be >= 2: the first batch is a warm-up")

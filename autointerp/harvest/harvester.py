@@ -180,6 +180,14 @@ class Harvester:
         with self._stage("token counts, CI sums"):
             self.token_count += torch.bincount(tok, minlength=v)
             self.ci_sum += sum_rows_float64(ci2, self.chunk_entries // 2)
+        if self.hard_negatives_per_component:
+            with self._stage("hard negatives"):
+                # Partners from the batches before this one (as of the last refresh).
+                if refresh_due(self.n_batches):
+                    self.hard_negatives.refresh_partners(
+                        self.cooc_rows, self.firing_count, self.chunk_entries
+                    )
+                self.hard_negatives.begin(n_pos, s, self.device)
         n_blocks = -(-n_pos // self.block_positions)
         block = -(-n_pos // n_blocks)  # balanced: no small last block re-reading the tables
         for p0 in range(0, n_pos, block):
@@ -189,9 +197,6 @@ class Harvester:
                 self.negatives.offer(tok, ci2, s, self.n_tokens, self.ci_threshold)
         if self.hard_negatives_per_component:
             with self._stage("hard negatives"):
-                # Partners from the co-occurrence table that includes this batch.
-                if refresh_due(self.n_batches + 1):
-                    self.hard_negatives.refresh_partners(self.cooc_rows, self.chunk_entries)
                 self.hard_negatives.offer(tok, ci2, s, self.n_tokens, self.ci_threshold)
         self.n_tokens += n_pos
         self.n_batches += 1
@@ -232,6 +237,9 @@ class Harvester:
             self._count_block_cofirings(comp, pos, p1 - p0)
         with self._stage("examples"):
             self._offer_examples(comp, pos, p0, tok, ci2, seq_len)
+        if self.hard_negatives_per_component:
+            with self._stage("hard negatives"):
+                self.hard_negatives.see(comp, pos + p0)
 
     def _stage(self, name: str) -> contextlib.AbstractContextManager[None]:
         return contextlib.nullcontext() if self.timer is None else self.timer.stage(name)

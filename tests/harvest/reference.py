@@ -197,13 +197,15 @@ class ReferenceHardNegatives:
     """Hard negatives by the definition, one position and one component at a time.
 
     Co-firing counts are Python integers, counted pair by pair at each position. After batch b
-    (b = 1, 2, 4, ..., 256, then every 256th) each component's partners become the 8 others with
-    the most co-firings (count > 0; equal counts: lower id first). The candidate centres and keys
-    are drawn as the engine documents (`randperm` of the batch's positions, then one key per
-    candidate and component, from a generator seeded with seed + `seed_offset`). A candidate
-    qualifies for c when c's CI is at or below the threshold at every position of the window
-    (cut at the sequence's edges) and some partner fires at the centre; it records the partner
-    with the largest CI there (the earlier partner on ties)."""
+    (b = 1, 2, 4, ..., 256, then every 256th), before the next batch, each component's partners
+    become the 8 others that co-fired with it (count > 0) with the largest Jaccard index
+    co / (f_c + f_d - co), compared as floor(index * 2^40) (equal: lower id first). A candidate
+    qualifies for c when c's CI is at or below the threshold at every position of its window
+    (cut at the sequence's edges) and some partner fires at its centre; it records the partner
+    with the largest CI there (the earlier partner on ties). The draws follow the engine's
+    documented order, from a generator seeded with seed + `seed_offset`: the batch's candidate
+    centres (`randperm`), then one key per qualifying (candidate, component) pair in order of
+    component and candidate."""
 
     def __init__(
         self,
@@ -221,14 +223,16 @@ class ReferenceHardNegatives:
         self.generator = torch.Generator().manual_seed(seed + seed_offset)
         self.cooc = [[0] * n_components for _ in range(n_components)]
         self.partners: list[list[int]] = [[] for _ in range(n_components)]
-        self.partner_history: list[tuple[int, list[list[int]]]] = []
-        """(batches, partners) after each refresh."""
         self.n_tokens = 0
         self.n_batches = 0
         self.qualifying: list[list[tuple[int, int, int, list[int], list[float]]]] = [
             [] for _ in range(n_components)
         ]
         """Per component: (key, stream position, partner, window tokens, window CI)."""
+
+    def jaccard_key(self, c: int, d: int) -> int:
+        co = self.cooc[c][d]
+        return math.floor(co / (self.cooc[c][c] + self.cooc[d][d] - co) * 2**40)
 
     @staticmethod
     def refresh_due(batches: int) -> bool:
@@ -238,31 +242,24 @@ class ReferenceHardNegatives:
     def update(self, tokens: torch.Tensor, ci: torch.Tensor) -> None:
         b, s = tokens.shape
         n_pos = b * s
-        flat_tokens = tokens.reshape(-1).tolist()
-        flat_ci = ci.reshape(n_pos, self.c).tolist()
-        for row in flat_ci:
-            firing = [c for c in range(self.c) if row[c] > self.threshold]
-            for c in firing:
-                for d in firing:
-                    self.cooc[c][d] += 1
-        self.n_batches += 1
         if self.refresh_due(self.n_batches):
             for c in range(self.c):
                 others = [d for d in range(self.c) if d != c and self.cooc[c][d] > 0]
-                others.sort(key=lambda d, c=c: (-self.cooc[c][d], d))
+                others.sort(key=lambda d, c=c: (-self.jaccard_key(c, d), d))
                 self.partners[c] = others[: self.m]
-            self.partner_history.append((self.n_batches, [list(p) for p in self.partners]))
+        flat_tokens = tokens.reshape(-1).tolist()
+        flat_ci = ci.reshape(n_pos, self.c).tolist()
         m = min(self.candidates, n_pos)
         centres = torch.randperm(n_pos, generator=self.generator)[:m].tolist()
-        keys = torch.randint(0, EMPTY_KEY, (m, self.c), generator=self.generator).tolist()
-        for j, centre in enumerate(centres):
-            seq_start = centre - centre % s
-            inside = [
-                seq_start + centre % s + off
-                for off in range(-self.w, self.w + 1)
-                if 0 <= centre % s + off < s
-            ]
-            for c in range(self.c):
+        found = []  # (component, entry without its key), by component and then candidate
+        for c in range(self.c):
+            for centre in centres:
+                seq_start = centre - centre % s
+                inside = [
+                    seq_start + centre % s + off
+                    for off in range(-self.w, self.w + 1)
+                    if 0 <= centre % s + off < s
+                ]
                 if any(flat_ci[p][c] > self.threshold for p in inside):
                     continue
                 firing = [d for d in self.partners[c] if flat_ci[centre][d] > self.threshold]
@@ -278,9 +275,18 @@ class ReferenceHardNegatives:
                     else:
                         win_tokens.append(-1)
                         win_ci.append(0.0)
-                entry = (keys[j][c], self.n_tokens + centre, partner, win_tokens, win_ci)
-                self.qualifying[c].append(entry)
+                found.append((c, self.n_tokens + centre, partner, win_tokens, win_ci))
+        if found:
+            keys = torch.randint(0, EMPTY_KEY, (len(found),), generator=self.generator).tolist()
+            for key, (c, *entry) in zip(keys, found, strict=True):
+                self.qualifying[c].append((key, *entry))  # type: ignore[arg-type]
+        for row in flat_ci:
+            fired = [c for c in range(self.c) if row[c] > self.threshold]
+            for c in fired:
+                for d in fired:
+                    self.cooc[c][d] += 1
         self.n_tokens += n_pos
+        self.n_batches += 1
 
     def chosen(self, comp: int) -> list[tuple[int, int, int, list[int], list[float]]]:
         """The component's k qualifying windows with the smallest (key, position)."""

@@ -95,18 +95,21 @@ def test_refresh_schedule() -> None:
     assert not refresh_due(0)
 
 
-def test_partners_are_the_most_co_firing_others_with_ties_to_the_lower_id() -> None:
+def test_partners_rank_by_jaccard_index_with_ties_to_the_lower_id() -> None:
+    fired = torch.tensor([9, 4, 1000, 4, 6, 1])
     rows = torch.tensor(
         [
-            [9, 3, 0, 3, 5],  # component 0: itself excluded; 3 and 1 tie at 3 -> 1 first
-            [3, 4, 0, 0, 0],  # component 1: only 0 co-fires
+            # Component 0 (9 firings): itself excluded; 2 co-fires most (9 times) but fires on
+            # 1000 positions (Jaccard 9/1000); 4: 5/10; 1 and 3 tie at 3/10 -> 1 first; 5: 1/9.
+            [9, 3, 9, 3, 5, 1],
+            [3, 4, 4, 0, 0, 0],  # component 1: 0 (3/10) before 2 (4/1000)
         ],
         dtype=torch.int32,
     )
-    got = top_partners(rows, 0, 3)
-    assert got.tolist() == [[4, 1, 3], [0, NO_PARTNER, NO_PARTNER]]
-    # Fewer components than partners: the rest is NO_PARTNER; the row's own id is `first + i`.
-    assert top_partners(rows[1:], 1, 8).tolist() == [[0] + [NO_PARTNER] * 7]
+    got = top_partners(rows, fired, 0, 4)
+    assert got.tolist() == [[4, 1, 3, 5], [0, 2, NO_PARTNER, NO_PARTNER]]
+    # Fewer co-firing components than partners: the rest is NO_PARTNER; row i is `first + i`.
+    assert top_partners(rows[1:], fired, 1, 8).tolist() == [[0, 2] + [NO_PARTNER] * 6]
 
 
 def test_the_engine_keeps_what_the_slow_reference_keeps() -> None:
@@ -248,8 +251,9 @@ def test_every_hard_negative_is_silent_with_a_partner_firing_at_its_centre(
     tmp_path: Path,
 ) -> None:
     """From heldout.jsonl, against the source's CI recomputed: the component is silent over the
-    window, the recorded partner fires at the centre and was among its 8 most co-firing
-    components as counted up to the last refresh before the window's batch."""
+    window, the recorded partner fires at the centre and was among its 8 partners (the largest
+    Jaccard indices of firings) as counted on the batches up to the last refresh before the
+    window's batch."""
     source = TinySource(layout=WIDE_LAYOUT)
     run = RunDir(tmp_path / "run")
     cfg = _pass(run, source)
@@ -279,12 +283,16 @@ def test_every_hard_negative_is_silent_with_a_partner_firing_at_its_centre(
             assert bool((ci[lo:hi, c] <= cfg.ci_threshold).all())  # ... and in the source
             d = index[partner_key]
             assert d != c and float(ci[e.stream_pos, d]) > cfg.ci_threshold
-            batch = e.stream_pos // per_batch + 1
-            refreshed = max(b for b in range(1, batch + 1) if refresh_due(b))
-            counts = fires[: refreshed * per_batch].T @ fires[: refreshed * per_batch]
-            counts[c, c] = 0
-            top = sorted(range(len(comps)), key=lambda x: (-int(counts[c, x]), x))[:PARTNERS]
-            assert d in top and int(counts[c, d]) > 0
+            batch = e.stream_pos // per_batch + 1  # the first batch has no partners yet
+            refreshed = max(b for b in range(1, batch) if refresh_due(b))
+            seen = fires[: refreshed * per_batch]
+            co = (seen.T @ seen).tolist()
+
+            def jaccard(x: int, c: int = c, co: list[list[int]] = co) -> float:
+                return co[c][x] / (co[c][c] + co[x][x] - co[c][x]) if x != c else -1.0
+
+            top = sorted(range(len(comps)), key=lambda x: (-jaccard(x), x))[:PARTNERS]
+            assert d in top and co[c][d] > 0
     assert n_hard >= 3 * len(held)  # most alive components got several
 
 

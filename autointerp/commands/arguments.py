@@ -22,6 +22,7 @@ from autointerp.interpret.llm.options import (
     DEFAULT_TIMEOUT_S,
     ClientOptions,
 )
+from autointerp.interpret.llm.providers import DEFAULT_PROVIDER, PROVIDERS, price_from_options
 from autointerp.interpret.llm.ratelimit import RateLimits
 from autointerp.interpret.options import LabellerName, LabellingOptions
 from autointerp.interpret.prompt_version import DEFAULT_PROMPT, PROMPT_VERSIONS
@@ -183,11 +184,37 @@ def add_labelling_arguments(
 
 def add_client_arguments(g: argparse._ArgumentGroup) -> None:
     """The model, the endpoint and the pacing of the API client."""
-    g.add_argument("--model", default=DEFAULT_MODEL, help="Claude model (default: %(default)s)")
+    g.add_argument(
+        "--provider",
+        choices=PROVIDERS,
+        default=DEFAULT_PROVIDER,
+        help="anthropic (Claude, key in ANTHROPIC_API_KEY) or openai (any OpenAI-compatible "
+        "chat-completions server: OpenAI, vLLM, OpenRouter, Ollama; key in OPENAI_API_KEY, none "
+        "needed for a server on localhost) (default: %(default)s)",
+    )
+    g.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        help="the model (default: %(default)s for anthropic; required for openai)",
+    )
     g.add_argument(
         "--base-url",
         default=None,
-        help="API base URL (default: $ANTHROPIC_BASE_URL, else the public API)",
+        help="API base URL, e.g. http://localhost:8000/v1 for vLLM (default: $ANTHROPIC_BASE_URL "
+        "or $OPENAI_BASE_URL, else the provider's public API)",
+    )
+    g.add_argument(
+        "--price-input-per-mtok",
+        type=non_negative_float,
+        default=None,
+        help="US dollars per million input tokens, for the recorded cost and --budget-usd "
+        "(with --price-output-per-mtok; default: the provider's price table, else unknown)",
+    )
+    g.add_argument(
+        "--price-output-per-mtok",
+        type=non_negative_float,
+        default=None,
+        help="US dollars per million output tokens (with --price-input-per-mtok)",
     )
     g.add_argument(
         "--max-concurrent",
@@ -213,7 +240,10 @@ def add_client_arguments(g: argparse._ArgumentGroup) -> None:
     )
 
 
-LABELLER_HELP = f"claude (needs {API_KEY_ENV}) or offline (heuristic labels, no network)"
+LABELLER_HELP = (
+    f"claude (the model of --provider: needs {API_KEY_ENV}, or OPENAI_API_KEY for --provider "
+    "openai) or offline (heuristic labels, no network)"
+)
 
 
 def display_from(args: argparse.Namespace) -> DisplayOptions:
@@ -252,6 +282,10 @@ def parse_scorers(flag: str, text: str) -> tuple[str, ...]:
 
 def client_from(args: argparse.Namespace) -> ClientOptions:
     return ClientOptions(
+        provider=args.provider,
+        price=price_from_options(
+            args.provider, args.price_input_per_mtok, args.price_output_per_mtok
+        ),
         model=args.model,
         base_url=args.base_url,
         timeout_s=args.timeout,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 from autointerp.commands.arguments import (
     add_data_dir,
@@ -19,6 +18,7 @@ from autointerp.commands.arguments import (
 from autointerp.daemon.options import DaemonOptions
 from autointerp.errors import UserError
 from autointerp.interpret.llm.defaults import API_KEY_ENV
+from autointerp.interpret.llm.providers import DEFAULT_PROVIDER, key_available
 from autointerp.interpret.options import LabellingOptions
 from autointerp.sources.open import SourceOptions
 from autointerp.store import data_dir_from
@@ -28,8 +28,9 @@ SOURCE_HELP = (
     "`synthetic[:simplestories|:pile|:tiny]`, or py:package.module:factory"
 )
 LABELLER_CHOICE_HELP = (
-    f"claude (default when {API_KEY_ENV} is set), offline (default otherwise: labels from the "
-    "statistics, no API) or none (harvest only)"
+    f"claude (the model of --provider; default when {API_KEY_ENV} is set, or OPENAI_API_KEY "
+    "with --provider openai, or the base URL is a local server), offline (default otherwise: "
+    "labels from the statistics, no API) or none (harvest only)"
 )
 
 
@@ -109,13 +110,15 @@ def add_harvest_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def choose_labeller(requested: str | None) -> tuple[str, str]:
-    """(labeller, why) for the dashboard: an explicit choice, else by the API key's presence."""
+def choose_labeller(
+    requested: str | None, provider: str = DEFAULT_PROVIDER, base_url: str | None = None
+) -> tuple[str, str]:
+    """(labeller, why) for the dashboard: an explicit choice, else by the presence of the
+    provider's API key (or a local server, which needs none)."""
     if requested is not None:
         return requested, f"--labeller {requested}"
-    if os.environ.get(API_KEY_ENV):
-        return "claude", f"{API_KEY_ENV} is set"
-    return "offline", f"no {API_KEY_ENV}"
+    usable, why = key_available(provider, base_url)
+    return ("claude" if usable else "offline"), why
 
 
 def daemon_options(args: argparse.Namespace, labelling: LabellingOptions | None) -> DaemonOptions:
@@ -153,7 +156,7 @@ def daemon_options(args: argparse.Namespace, labelling: LabellingOptions | None)
 
 
 def run(args: argparse.Namespace) -> int:
-    name, why = choose_labeller(args.labeller)
+    name, why = choose_labeller(args.labeller, args.provider, args.base_url)
     if name == "none" and args.score is not None:
         raise UserError("--score needs labels to score: drop --labeller none, or drop --score")
     labelling = None if name == "none" else labelling_from(args, name, why)  # type: ignore[arg-type]

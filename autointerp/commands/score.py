@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import signal
 import sys
 import time
@@ -26,7 +25,7 @@ from autointerp.commands.arguments import (
 )
 from autointerp.errors import UserError
 from autointerp.interpret.llm.defaults import API_KEY_ENV
-from autointerp.interpret.llm.pricing import price_of
+from autointerp.interpret.llm.providers import check_budget, key_available, key_from_env, spec
 from autointerp.store import RunDir, data_dir_from, resolve_run
 
 if TYPE_CHECKING:  # the scorers import the client: only once the command runs
@@ -51,8 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--answerer",
         choices=["claude", "offline"],
         default=None,
-        help=f"claude (default when {API_KEY_ENV} is set) or offline (a simulator that reads the "
-        "label's words; no network)",
+        help=f"claude (the model of --provider; default when {API_KEY_ENV} is set, or "
+        "OPENAI_API_KEY with --provider openai, or the base URL is a local server) or offline (a "
+        "simulator that reads the label's words; no network)",
     )
     g.add_argument(
         "--read",
@@ -89,24 +89,17 @@ def run(args: argparse.Namespace) -> int:
 def _answerer(args: argparse.Namespace) -> tuple[Answerer, str]:
     from autointerp.interpret.scoring.asking import ModelAnswerer, OfflineAnswerer
 
-    name = args.answerer or ("claude" if os.environ.get(API_KEY_ENV) else "offline")
-    why = f"--answerer {name}" if args.answerer else (
-        f"{API_KEY_ENV} is set" if name == "claude" else f"no {API_KEY_ENV}"
-    )  # fmt: skip
+    usable, because = key_available(args.provider, args.base_url)
+    name = args.answerer or ("claude" if usable else "offline")
+    why = f"--answerer {name}" if args.answerer else because
     if name == "offline":
         return OfflineAnswerer(), why
-    if not os.environ.get(API_KEY_ENV, "").strip():
-        raise UserError(
-            f"{API_KEY_ENV} is not set: export your Anthropic API key in {API_KEY_ENV}, or use "
-            "--answerer offline to score with the offline simulator"
-        )
-    if args.budget_usd is not None and price_of(args.model) is None:
-        raise UserError(
-            f"--budget-usd cannot be kept for model {args.model!r}: its price is unknown"
-        )
+    key_from_env(args.provider, args.base_url, instead="--answerer offline")
+    options = client_from(args)
+    check_budget(options, args.budget_usd)
     from autointerp.interpret.llm.options import build_client
 
-    return ModelAnswerer(build_client(client_from(args))), why
+    return ModelAnswerer(build_client(options), spec(options.provider).labeller), why
 
 
 async def _score(

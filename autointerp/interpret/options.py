@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from autointerp.errors import UserError
 from autointerp.interpret.base import Labeller
 from autointerp.interpret.llm.options import ClientOptions
-from autointerp.interpret.llm.pricing import price_of
+from autointerp.interpret.llm.providers import check_budget, spec
 from autointerp.interpret.prompt_version import DEFAULT_PROMPT, PromptVersion
 from autointerp.store import RunDir
 
@@ -36,7 +35,7 @@ class LabellingOptions:
     def describe(self) -> str:
         if self.labeller == "offline":
             return f"offline labeller ({self.why})"
-        return f"claude {self.client.model} ({self.why})"
+        return f"{spec(self.client.provider).labeller} {self.client.model} ({self.why})"
 
 
 def build_scoring(options: LabellingOptions, labeller: Labeller, run: RunDir) -> ScoringRun | None:
@@ -64,13 +63,9 @@ def build_labeller(options: LabellingOptions) -> Labeller:
         from autointerp.interpret.offline import OfflineLabeller
 
         return OfflineLabeller()
-    if options.budget_usd is not None and price_of(options.client.model) is None:
-        raise UserError(
-            f"--budget-usd cannot be kept for model {options.client.model!r}: its price is not "
-            "in the table (autointerp/interpret/llm/pricing.py); drop --budget-usd or use a "
-            "listed model"
-        )
+    check_budget(options.client, options.budget_usd)
     from autointerp.interpret.labeller import ModelLabeller
     from autointerp.interpret.llm.options import build_client
 
-    return ModelLabeller(build_client(options.client), name=options.labeller, prompt=options.prompt)
+    name = spec(options.client.provider).labeller  # `claude`, or `openai` for --provider openai
+    return ModelLabeller(build_client(options.client), name=name, prompt=options.prompt)

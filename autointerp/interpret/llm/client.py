@@ -29,7 +29,7 @@ from autointerp.interpret.llm.errors import (
     Transient,
     Unusable,
 )
-from autointerp.interpret.llm.pricing import Usage, cost_usd, warn_unknown_price
+from autointerp.interpret.llm.pricing import Price, Usage, cost_usd, warn_unknown_price
 from autointerp.interpret.llm.provider import Provider, Reply, Request, notify_when_sent
 from autointerp.interpret.llm.ratelimit import (
     AdaptiveConcurrency,
@@ -75,7 +75,9 @@ class LLMClient:
         clock: Clock | None = None,
         seed: int | None = None,
         overload_cooldown_s: float = 2.0,
+        price: Price | None = None,
     ) -> None:
+        """`price`: what a token costs when given (`--price-*-per-mtok`), else the provider's."""
         self.provider = provider
         self.max_concurrent = max_concurrent
         """Most requests in flight at once; AIMD lowers the live limit on 429/529."""
@@ -86,7 +88,7 @@ class LLMClient:
         self._concurrency = AdaptiveConcurrency(
             max_concurrent, self.clock, cooldown_s=overload_cooldown_s
         )
-        self._price = provider.price()
+        self._price = price if price is not None else provider.price()
         if self._price is None:
             warn_unknown_price(self.model)
         self._output_estimate = 200.0

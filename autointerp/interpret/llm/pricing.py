@@ -20,6 +20,8 @@ CACHE_READ_FACTOR = 0.1
 class Price:
     input_per_mtok: float
     output_per_mtok: float
+    cache_read_per_mtok: float | None = None
+    """Cached input, where the provider prices it its own way; None: 0.1x the input price."""
 
 
 @dataclass(frozen=True)
@@ -66,10 +68,15 @@ def price_of(model: str) -> Price | None:
 
 def cost_usd(price: Price, usage: Usage) -> float:
     per_token_in = price.input_per_mtok / 1e6
+    per_token_cache_read = (
+        per_token_in * CACHE_READ_FACTOR
+        if price.cache_read_per_mtok is None
+        else price.cache_read_per_mtok / 1e6
+    )
     return (
         usage.input_tokens * per_token_in
         + usage.cache_creation_input_tokens * per_token_in * CACHE_WRITE_FACTOR
-        + usage.cache_read_input_tokens * per_token_in * CACHE_READ_FACTOR
+        + usage.cache_read_input_tokens * per_token_cache_read
         + usage.output_tokens * price.output_per_mtok / 1e6
     )
 

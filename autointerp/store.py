@@ -164,7 +164,9 @@ class HeldOutLookup:
     Held-out lines run to tens of kilobytes each, so only each key's byte offset is kept; a line
     is read again when asked for. The file may still be growing (finalize appends the line
     before it hands the component on): a key not yet indexed makes the lookup read the lines
-    appended since, complete lines only (a torn tail is read once it is whole).
+    appended since, complete lines only (a torn tail is read once it is whole). Scoring workers
+    call it from several threads at once: indexing holds a lock (two threads indexing the same
+    tail would count its bytes twice and point keys into the middle of lines).
     """
 
     def __init__(self, path: Path) -> None:
@@ -174,11 +176,12 @@ class HeldOutLookup:
         """Bytes of the file already indexed (always at a line's end)."""
         self._head = msgspec.json.Decoder(ResultHead)
         self._decoder = msgspec.json.Decoder(HeldOutData)
+        self._lock = threading.Lock()
 
     def _index_new_lines(self) -> None:
         if not self.path.exists():
             return
-        with open(self.path, "rb") as f:
+        with self._lock, open(self.path, "rb") as f:
             f.seek(self._indexed)
             while (line := f.readline()).endswith(b"\n"):
                 start = self._indexed

@@ -322,9 +322,11 @@ async def test_a_local_server_without_a_key_gets_a_placeholder(
         assert srv.requests[0].headers["authorization"] == "Bearer none"
     assert result.label
     # A local server that does want a key: the message says none was set.
-    with FakeChatServer(require_key="vllm-server-key") as srv:
-        with pytest.raises(FatalAPIError, match="OPENAI_API_KEY is not set"):
-            await label_one(srv)
+    with (
+        FakeChatServer(require_key="vllm-server-key") as srv,
+        pytest.raises(FatalAPIError, match="OPENAI_API_KEY is not set"),
+    ):
+        await label_one(srv)
 
 
 async def test_the_base_url_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -372,8 +374,13 @@ def test_a_budget_needs_a_known_price() -> None:
 # ---- schemas and scoring
 @pytest.mark.parametrize(
     "schema",
-    [response_schema("v1"), response_schema("v2"), NUMBERS_SCHEMA, INTRUDER_SCHEMA,
-     SIMULATION_SCHEMA],  # fmt: skip
+    [
+        response_schema("v1"),
+        response_schema("v2"),
+        NUMBERS_SCHEMA,
+        INTRUDER_SCHEMA,
+        SIMULATION_SCHEMA,
+    ],
 )
 def test_every_schema_we_send_passes_strict_mode(schema: dict[str, Any]) -> None:
     assert strict_schema_problem(schema) is None
@@ -386,7 +393,7 @@ async def test_a_schema_strict_mode_rejects_is_a_request_failure() -> None:
     with FakeChatServer() as srv:
         provider = OpenAIProvider("some-model", base_url=srv.base_url)
         llm = LLMClient(provider, retry=FAST)
-        with pytest.raises(RequestFailed, match="HTTP 400.*properties"):
+        with pytest.raises(RequestFailed, match=r"HTTP 400.*properties"):
             await llm.complete(loose, lambda text: text)
         await llm.aclose()
 

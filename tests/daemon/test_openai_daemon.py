@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import random
 import signal
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from tests.daemon.runner import (
+    REPO,
     child_env,
     component_bytes,
     components,
@@ -171,3 +174,18 @@ def test_kill_9_in_every_phase_against_the_chat_completions_server(
     assert all(r.labeller == "openai" and r.cost_usd == 0 for r in results(run))
     assert component_bytes(run) == component_bytes(tiny_run(reference_dir))
     assert KEY not in log.read_text()
+
+
+def test_the_score_command_asks_a_local_openai_server(tmp_path: Path) -> None:
+    assert run_inprocess(tmp_path, "--labeller", "offline", "--context-tokens", "3") == 0
+    command = [sys.executable, "-m", "autointerp", "score", "tiny", "--data-dir", str(tmp_path)]
+    with FakeChatServer(answer=answer) as srv:
+        done = subprocess.run(
+            [*command, "--scorers", "detection", *openai_args(srv)],
+            cwd=REPO, env=openai_env(), capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert "bad_schema" not in srv.outcomes() and srv.requests
+    assert f"scoring with openai {MODEL} (the base URL is a local server" in done.stderr
+    scored = assert_scored_once(tmp_path, ("detection",))
+    assert scored == alive_keys(tmp_path)

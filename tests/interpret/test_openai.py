@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from autointerp.errors import UserError
+from autointerp.files import read_jsonl
 from autointerp.interpret.labeller import ModelLabeller
 from autointerp.interpret.llm.client import LLMClient
 from autointerp.interpret.llm.defaults import DEFAULT_MODEL
@@ -34,6 +39,7 @@ from autointerp.interpret.scoring.asking import ModelAnswerer
 from autointerp.interpret.scoring.classify import NUMBERS_SCHEMA
 from autointerp.interpret.scoring.intruder import SCHEMA as INTRUDER_SCHEMA
 from autointerp.interpret.scoring.simulation import SCHEMA as SIMULATION_SCHEMA
+from autointerp.schemas import InterpretationResult
 from tests.interpret.fake_openai import (
     CONTENT_FAULTS,
     TRANSIENT_FAULTS,
@@ -41,12 +47,14 @@ from tests.interpret.fake_openai import (
     Fault,
     strict_schema_problem,
 )
+from tests.interpret.runs import components, make_run
 from tests.interpret.samples import ARCH, component
 from tests.interpret.test_scorers import heldout, oracle, score_all
 
 SECRET = "sk-proj-openai-test-Q7v2-never-print-me"
 FAST = RetryPolicy(max_attempts=4, max_content_attempts=3, base_delay_s=0.01, max_delay_s=0.05)
 KEY = "model.layers.3.mlp.up_proj:17"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
@@ -412,3 +420,22 @@ async def test_scorers_ask_through_the_openai_provider() -> None:
             assert r.score is not None and r.n_errors == 0, (name, r)
             assert r.score >= 0.95, (name, r.score)
             assert r.answerer == "openai" and r.input_tokens > 0 and r.cost_usd > 0
+
+
+def test_the_interpret_command_labels_through_the_openai_provider(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "run", components(6))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "ANTHROPIC_"))}
+    env |= {"PYTHONPATH": str(ROOT), "OPENAI_API_KEY": SECRET}
+    prices = ("--price-input-per-mtok", "1", "--price-output-per-mtok", "4")
+    with FakeChatServer(faults=[Fault.UNAVAILABLE, Fault.REFUSAL]) as srv:
+        done = subprocess.run(
+            [sys.executable, "-m", "tests.interpret.interpret_cli", str(run.root),
+             "--provider", "openai", "--base-url", srv.base_url, "--model", "gpt-x", *prices],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert len(srv.requests) == 8  # 6 components, one 503 and one refusal retried
+    results, _ = read_jsonl(run.results_path, InterpretationResult)
+    assert len(results) == 6
+    assert all(r.labeller == "openai" and r.model == "gpt-x" and r.cost_known for r in results)
+    assert SECRET not in done.stdout + done.stderr + run.results_path.read_text()

@@ -86,6 +86,7 @@ svg.plot .dot { fill: var(--fg); }
 .module { border: 1px solid var(--line); border-radius: 6px; padding: .6rem .8rem; }
 .module h3 { margin: 0 0 .3rem; font-family: ui-monospace, monospace; font-size: .85rem;
   word-break: break-all; }
+.module .figs { display: flex; flex-wrap: wrap; gap: 0 .8rem; }
 .module figure { margin: .4rem 0; }
 .module figcaption { font-size: .8rem; color: var(--muted); }
 /* index */
@@ -100,14 +101,16 @@ svg.plot .dot { fill: var(--fg); }
 .table { border: 1px solid var(--line); border-radius: 4px; }
 .head, .row { display: grid; grid-template-columns: var(--cols); align-items: center;
   column-gap: .6rem; padding: 0 .6rem; }
-.head { background: var(--soft); border-bottom: 1px solid var(--line); height: 34px; }
+.head { background: var(--soft); border-bottom: 1px solid var(--line); height: 34px;
+  overflow: hidden; scrollbar-gutter: stable; }
 .head button { all: unset; cursor: pointer; font-weight: 600; font-size: .85rem;
   color: var(--muted);
   white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 .head button.num { text-align: right; }
 .head button[aria-sort=ascending]::after { content: " \\25B2"; }
 .head button[aria-sort=descending]::after { content: " \\25BC"; }
-.scroller { height: calc(100vh - 15rem); min-height: 16rem; overflow-y: auto; position: relative; }
+.scroller { height: calc(100vh - 15rem); min-height: 16rem; overflow-y: auto; position: relative;
+  scrollbar-gutter: stable; }
 .rows { position: relative; }
 .row { position: absolute; left: 0; right: 0; height: var(--row);
   border-bottom: 1px solid #eef1f4; }
@@ -147,7 +150,7 @@ INDEX_JS = r"""
   function fmtDensity(x) {
     if (!x) return "0";
     var p = x * 100;
-    return (p >= 1 ? p.toFixed(1) : p >= 0.01 ? p.toFixed(3) : p.toExponential(1)) + "%";
+    return (p >= 1 ? p.toFixed(1) : p >= 0.01 ? p.toFixed(3) : p.toPrecision(2)) + "%";
   }
   function num(n) { return n.toLocaleString("en-US"); }
 

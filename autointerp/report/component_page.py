@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from autointerp.report import svg
 from autointerp.report.data import RunView, split_key
 from autointerp.report.escape import attr, page_name, text
-from autointerp.report.layout import document
+from autointerp.report.layout import document, who
 from autointerp.report.sent_prompt import rebuild
 from autointerp.schemas import (
     PAD_TOKEN,
@@ -161,11 +161,11 @@ def _label_section(view: RunView, key: str, result: InterpretationResult | None)
             f'<span class="chip {text(result.confidence)}">{text(result.confidence)}</span>',
         )
     )
-    who = result.labeller + (f" · {result.model}" if result.model else "")
+    by = who(result.labeller, result.model)
     version = getattr(result, "prompt", "")
     if version:
-        who += f" · prompt {version}"
-    facts.append(("Labelled by", text(who)))
+        by += f" · prompt {version}"
+    facts.append(("Labelled by", text(by)))
     cost = f"${result.cost_usd:.5f}" if result.cost_known else "unknown (model price unknown)"
     facts.append(
         (
@@ -202,7 +202,7 @@ def _scores(view: RunView, key: str) -> str:
             f'<td class="num">{_num(r.score)}</td><td class="num">{interval}</td>'
             f"<td>{svg.interval(r.score, r.ci_low, r.ci_high, lo=lo, hi=hi)}</td>"
             f'<td class="num">{r.n}</td><td class="num">{r.n_errors}</td>'
-            f"<td>{text(r.answerer)} {text(r.model)}</td>"
+            f"<td>{text(who(r.answerer, r.model))}</td>"
             f'<td class="note">{metrics}</td></tr>'
         )
     return (

@@ -34,3 +34,8 @@ def document(
         f'<a href="{root}overview.html">Overview</a></nav></header>\n'
         f"<main>\n{body}\n</main>\n{tags}</body></html>\n"
     )
+
+
+def who(name: str, model: str) -> str:
+    """`claude claude-haiku-4-5`, but `offline` once (its model is called offline too)."""
+    return name if model in ("", name) else f"{name} {model}"

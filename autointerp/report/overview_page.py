@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from autointerp.report import svg
 from autointerp.report.data import RunView
 from autointerp.report.escape import text
-from autointerp.report.layout import document
+from autointerp.report.layout import document, who
 
 CONFIDENCES = ("low", "medium", "high")
 SCORE_EDGES = [i / 10 for i in range(11)]
@@ -107,7 +107,7 @@ def _run_facts(view: RunView) -> str:
 
 def _cost(view: RunView) -> str:
     labels = list(view.labels.values())
-    models = Counter(f"{r.labeller} {r.model}".strip() for r in labels)
+    models = Counter(who(r.labeller, r.model) for r in labels)
     cost = sum(r.cost_usd for r in labels)
     known = all(r.cost_known for r in labels)
     rows = [
@@ -142,7 +142,7 @@ def _score_table(view: RunView) -> str:
     for scorer in view.scorers:
         records = view.scores[scorer].values()
         values = [r.score for r in records if r.score is not None]
-        answerers = Counter(f"{r.answerer} {r.model}".strip() for r in records)
+        answerers = Counter(who(r.answerer, r.model) for r in records)
         if values:
             mean, half = _mean(values)
             shown = f"{mean:.3f}" + (f" ± {half:.3f}" if math.isfinite(half) else "")
@@ -163,34 +163,45 @@ def _score_table(view: RunView) -> str:
 
 def _module_card(module: _Module, view: RunView, density_edges: list[float]) -> str:
     conf = [module.confidence.get(c, 0) for c in CONFIDENCES]
+    density = svg.histogram(
+        module.densities, density_edges, title="firing density", fmt="{:.0e}", width=300
+    )
     figures = [
         (
-            "Firing density of alive components (log bins)",
-            svg.histogram(module.densities, density_edges, title="firing density", fmt="{:.0e}"),
-        ),
-        (
             "Confidence of the labels",
-            svg.bars(conf, list(CONFIDENCES), title="confidence", width=180, alt=True),
+            svg.bars(conf, list(CONFIDENCES), title="confidence", width=140, height=80, alt=True),
         ),
     ]
     for scorer in view.scorers:
         values = module.scores.get(scorer, [])
         edges = CORRELATION_EDGES if scorer == "simulation" else SCORE_EDGES
-        mean = f", mean {sum(values) / len(values):.3f}" if values else ""
-        figures.append(
-            (
-                f"{text(scorer)} scores ({len(values):,} components{mean})",
-                svg.histogram(values, edges, title=f"{scorer} scores", fmt="{:.1f}"),
-            )
+        mean = f", mean {sum(values) / len(values):.2f}" if values else ""
+        plot = svg.histogram(
+            values, edges, title=f"{scorer} scores", fmt="{:.1f}", width=140, height=80
         )
-    body = "".join(
+        figures.append((f"{text(scorer)} ({len(values):,}{mean})", plot))
+    small = "".join(
         f"<figure>{plot}<figcaption>{caption}</figcaption></figure>" for caption, plot in figures
     )
     return (
         f'<section class="module"><h3>{text(module.name)}</h3>'
         f'<p class="note">{module.alive:,} alive of {module.total:,}; '
-        f"{sum(conf):,} labelled</p>{body}</section>"
+        f"{sum(conf):,} labelled</p>"
+        f"<figure>{density}<figcaption>Firing density of the alive components (log bins)"
+        f'</figcaption></figure><div class="figs">{small}</div></section>'
     )
+
+
+def _all_modules(modules: list[_Module]) -> _Module:
+    whole = _Module("all modules")
+    for m in modules:
+        whole.total += m.total
+        whole.alive += m.alive
+        whole.densities += m.densities
+        whole.confidence.update(m.confidence)
+        for scorer, values in m.scores.items():
+            whole.scores.setdefault(scorer, []).extend(values)
+    return whole
 
 
 def overview_html(view: RunView) -> str:
@@ -204,6 +215,8 @@ def overview_html(view: RunView) -> str:
         "<h2>Scores</h2>",
         _score_table(view),
         "<h2>By module</h2>",
-        '<div class="modules">' + "".join(_module_card(m, view, edges) for m in modules) + "</div>",
+        '<div class="modules">'
+        + "".join(_module_card(m, view, edges) for m in [_all_modules(modules), *modules])
+        + "</div>",
     ]
     return document(f"{view.run_id}: overview", "\n".join(parts), run_id=view.run_id)

@@ -63,6 +63,8 @@ def histogram(
     title: str,
     fmt: str = "{:.2g}",
     alt: bool = False,
+    width: int = 300,
+    height: int = 96,
 ) -> str:
     """Counts of `values` in `edges[i] <= v < edges[i+1]` (the last bin closed)."""
     counts = [0] * (len(edges) - 1)
@@ -73,7 +75,8 @@ def histogram(
         if 0 <= i < len(counts):
             counts[i] += 1
     labels = [fmt.format(e) for e in edges[:-1]]
-    return bars(counts, labels, title=title, tick_every=max(1, len(counts) // 4), alt=alt)
+    ticks = max(1, len(counts) // (4 if width >= 200 else 2))
+    return bars(counts, labels, title=title, tick_every=ticks, alt=alt, width=width, height=height)
 
 
 def log_edges(lo: float, hi: float, per_decade: int = 2) -> list[float]:

@@ -129,8 +129,10 @@ def test_an_unlabelled_component_has_a_page_that_says_so(site: Path, small_run: 
 def test_the_overview_plots_each_module(site: Path, small_run: Written) -> None:
     html = (site / "overview.html").read_text()
     config = json.loads(small_run.run.config_path.read_text())
-    assert html.count('<section class="module">') == len(config["layout"])
-    assert html.count("<svg") >= 6 * len(config["layout"])  # density, confidence, 4 scorers
+    cards = len(config["layout"]) + 1  # and one for all modules together
+    assert html.count('<section class="module">') == cards
+    assert html.count("<svg") >= 6 * cards  # density, confidence, 4 scorers
+    assert "all modules" in html
     for part in ("Labelling cost", "Labelling tokens", "Tokens harvested", "dead (never fired)"):
         assert part in html
 

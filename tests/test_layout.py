@@ -22,9 +22,11 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "interpret": ("torch", "autointerp.harvest", "autointerp.sources", "autointerp.daemon",
                   "autointerp.commands", "autointerp.cli"),
     "daemon": ("autointerp.commands", "autointerp.cli"),
+    "report": ("torch", "autointerp.harvest", "autointerp.sources", "autointerp.daemon",
+               "autointerp.commands", "autointerp.cli"),
 }  # fmt: skip
 """Folder of the package -> imports its modules may not make (data flows sources -> harvest ->
-interpret -> daemon -> commands/cli)."""
+interpret -> daemon -> commands/cli; report/ reads a run's files beside them and needs no torch)."""
 
 OPTIONAL = {
     "spd": "SPD's own package, installed by the user beside autointerp",

@@ -20,8 +20,8 @@ memory left beside the tables holds, at most P) and needs about R·(21·C + 8·V
 (3 bytes of masks per entry, ~70 bytes of index lists per firing counted at 25% firing density,
 far above SPD's 1–3%, and the float64 probabilities) plus one tile of probability sums per
 component and three partial co-firing results (2^22 entries on a CPU, 2^26 on a GPU; the hard
-negatives' partner refresh reads the co-occurrence table in chunks of a quarter of that, about
-30 bytes an entry). Finalize
+negatives' partner refresh reads the co-occurrence table in chunks of half that, about 25
+bytes an entry). Finalize
 works on chunks of scores (2^21 on a CPU, 2^25 on a GPU; 64 bytes each in all); the larger
 working set counts.
 """

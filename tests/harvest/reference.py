@@ -199,7 +199,8 @@ class ReferenceHardNegatives:
     Co-firing counts are Python integers, counted pair by pair at each position. After batch b
     (b = 1, 2, 4, ..., 256, then every 256th), before the next batch, each component's partners
     become the 8 others that co-fired with it (count > 0) with the largest Jaccard index
-    co / (f_c + f_d - co), compared as floor(index * 2^40) (equal: lower id first). A candidate
+    co / (f_c + f_d - co), compared as floor(co / (f_c + f_d) * 2^32), which ranks the same
+    (equal: lower id first). A candidate
     qualifies for c when c's CI is at or below the threshold at every position of its window
     (cut at the sequence's edges) and some partner fires at its centre; it records the partner
     with the largest CI there (the earlier partner on ties). The draws follow the engine's
@@ -232,7 +233,7 @@ class ReferenceHardNegatives:
 
     def jaccard_key(self, c: int, d: int) -> int:
         co = self.cooc[c][d]
-        return math.floor(co / (self.cooc[c][c] + self.cooc[d][d] - co) * 2**40)
+        return math.floor(co * 2**32 / (self.cooc[c][c] + self.cooc[d][d]))
 
     @staticmethod
     def refresh_due(batches: int) -> bool:

@@ -8,6 +8,7 @@ markup, so a label like `[bold red]` or an ANSI escape cannot style or break the
 from __future__ import annotations
 
 import re
+import shlex
 import threading
 import time
 from collections.abc import Callable
@@ -245,6 +246,8 @@ def summary_lines(view: View) -> list[str]:
                 f"cost {_money(scoring.cost_usd)} (in the labelling cost)"
             )
             lines += [f"    {score_text(n, m)}" for n, m in scoring.means.items()]
+    if view.run_dir and view.labelled:
+        lines.append(f"  browse    autointerp report {clean(shlex.quote(view.run_dir), 300)}")
     if view.last_error:
         lines.append(f"  error: {clean(view.last_error, 300)}")
     if view.end_note:

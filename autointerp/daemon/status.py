@@ -7,6 +7,7 @@ what a restart would resume from.
 
 from __future__ import annotations
 
+import shlex
 import time
 
 import msgspec
@@ -120,4 +121,6 @@ def describe(s: RunStatus, now: float | None = None) -> str:
         if o.ci_low is not None and o.ci_high is not None:
             shown += f" [{o.ci_low:.3f}, {o.ci_high:.3f}]"
         lines.append(f"score      {name} {shown} over {o.n} components ({o.unscored} unscored)")
+    if s.labelled:
+        lines.append(f"browse     autointerp report {shlex.quote(s.run_dir)}")
     return "\n".join(lines)

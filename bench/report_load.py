@@ -1,6 +1,6 @@
 """How fast the report's index becomes usable at 40k components, in headless Chromium.
 
-    PYTHONPATH=. python -m bench.report_load [--components 40000] [--runs 3] [--keep DIR]
+    PYTHONPATH=. python -m bench.report_load [--components 40000] [--runs 3] [--keep DIR [--reuse]]
 
 Writes a synthetic run directory (`tests/report/runs.py`: 40k components over 48 modules, 20
 examples each, all labelled and scored by four scorers), writes its report with
@@ -16,6 +16,7 @@ Prints each figure per run and the median; also the report's size and its writin
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import subprocess
@@ -100,36 +101,43 @@ def measure(index: Path, runs: int) -> list[dict[str, float]]:
     return results
 
 
+def write(root: Path, n: int) -> None:
+    shutil.rmtree(root, ignore_errors=True)
+    t = time.perf_counter()
+    written = write_run(root, spec_for(n))
+    print(f"run: {len(written.labelled):,} labelled components in {time.perf_counter() - t:.1f} s")
+    t = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "autointerp", "report", str(root)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    seconds = time.perf_counter() - t
+    size = sum(p.stat().st_size for p in (root / "report").rglob("*") if p.is_file())
+    data = sum(p.stat().st_size for p in (root / "report" / "data").glob("*.js"))
+    print(done.stdout.strip().splitlines()[0])
+    print(
+        f"report: {seconds:.1f} s wall (autointerp report, {os.cpu_count()} CPUs), "
+        f"{size / 2**20:,.0f} MiB in all, index data {data / 2**20:.1f} MiB"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--components", type=int, default=40_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--keep", type=Path, default=None, help="write the run here and keep it")
+    parser.add_argument(
+        "--reuse", action="store_true", help="measure the report already under --keep"
+    )
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="report-load-"))
     root = (args.keep or tmp) / "synthetic-40k"
-    shutil.rmtree(root, ignore_errors=True)
     try:
-        t = time.perf_counter()
-        written = write_run(root, spec_for(args.components))
-        print(
-            f"run: {len(written.labelled):,} labelled components in {time.perf_counter() - t:.1f} s"
-        )
-        t = time.perf_counter()
-        done = subprocess.run(
-            [sys.executable, "-m", "autointerp", "report", str(root)],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        seconds = time.perf_counter() - t
-        size = sum(p.stat().st_size for p in (root / "report").rglob("*") if p.is_file())
-        data = sum(p.stat().st_size for p in (root / "report" / "data").glob("*.js"))
-        print(done.stdout.strip().splitlines()[0])
-        print(
-            f"report: {seconds:.1f} s wall (autointerp report), {size / 2**20:,.0f} MiB in all, "
-            f"index data {data / 2**20:.1f} MiB"
-        )
+        if not (args.reuse and (root / "report" / "index.html").exists()):
+            write(root, args.components)
+        print(f"load average before measuring: {os.getloadavg()[0]:.2f}")
         results = measure(root / "report" / "index.html", args.runs)
         for i, r in enumerate(results, 1):
             print(f"load {i} (fresh browser): " + ", ".join(f"{k} {v:,.1f}" for k, v in r.items()))

@@ -268,18 +268,12 @@ def _prompt(view: RunView, data: ComponentData, result: InterpretationResult | N
 
 
 def _pager(view: RunView, key: str) -> str:
-    order = view.ordered_keys()
-    try:
-        at = order.index(key)
-    except ValueError:
-        return ""
+    before, after = view.neighbours(key)
     links = ['<a href="../index.html">← all components</a>']
-    if at > 0:
-        prev = order[at - 1]
-        links.append(f'<a href="{page_name(prev)}" rel="prev">previous: {text(prev)}</a>')
-    if at + 1 < len(order):
-        nxt = order[at + 1]
-        links.append(f'<a href="{page_name(nxt)}" rel="next">next: {text(nxt)}</a>')
+    if before is not None:
+        links.append(f'<a href="{page_name(before)}" rel="prev">previous: {text(before)}</a>')
+    if after is not None:
+        links.append(f'<a href="{page_name(after)}" rel="next">next: {text(after)}</a>')
     return '<nav class="pager">' + "".join(links) + "</nav>"
 
 

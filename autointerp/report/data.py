@@ -164,6 +164,7 @@ class RunView:
     _tails: dict[str, JsonlTail] = field(default_factory=dict)
     _seen: dict[str, object] = field(default_factory=dict)
     _order: list[str] | None = None
+    _position: dict[str, int] = field(default_factory=dict)
 
     @property
     def reader(self) -> RunReader:
@@ -329,7 +330,16 @@ class RunView:
             alive = [c for c in self.components.values() if c.alive]
             alive.sort(key=lambda c: (rank.get(c.module, len(rank)), c.index, c.key))
             self._order = [c.key for c in alive]
+            self._position = {k: i for i, k in enumerate(self._order)}
         return self._order
+
+    def neighbours(self, key: str) -> tuple[str | None, str | None]:
+        """The alive components before and after `key` in layout order."""
+        order = self.ordered_keys()
+        at = self._position.get(key)
+        if at is None:
+            return None, None
+        return (order[at - 1] if at > 0 else None), (order[at + 1] if at + 1 < len(order) else None)
 
     @property
     def n_components(self) -> int:

@@ -10,8 +10,11 @@ Used by the labelling tests, the daemon tests and `bench/interpret.py`:
 
 Faults (`Fault`): scripted per request number with `faults=[...]` (None = answer normally), or
 drawn at random with probability `fault_rate` from `fault_kinds`. `rate_limit=(n, window_s)`
-answers 429 (with `retry-after` and `retry-after-ms`) once `n` requests were accepted within the
-window. `latency` is a fixed delay in seconds or a function of a `random.Random`.
+enforces `n` requests per `window_s` the way the real API's limiter counts: a bucket refilled
+continuously at n / window_s requests per second holding at most `bucket_capacity` (default 1:
+60 per minute is one per second); a request that finds it empty is answered 429 (with
+`retry-after` and `retry-after-ms`). Faulted requests are not counted, as an error status from
+the real API is not. `latency` is a fixed delay in seconds or a function of a `random.Random`.
 Success bodies are full Message objects (so the SDK's strict validation passes), with the four
 usage fields and `request-id` / `anthropic-ratelimit-*` headers.
 """
@@ -25,7 +28,6 @@ import re
 import socket
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -111,7 +113,10 @@ class _Script:
     rng: random.Random
     latency: Callable[[random.Random], float]
     rate_limit: tuple[int, float] | None
-    accepted: deque[float] = field(default_factory=deque)
+    bucket_capacity: float = 1.0
+    level: float = math.nan
+    """Requests the bucket holds (starts full)."""
+    refilled_at: float = 0.0
     cached_system: set[str] = field(default_factory=set)
 
 
@@ -125,6 +130,7 @@ class FakeMessagesServer:
         seed: int = 0,
         latency: float | Callable[[random.Random], float] = 0.0,
         rate_limit: tuple[int, float] | None = None,
+        bucket_capacity: float = 1.0,
         retry_after_s: float = 0.05,
         slow_s: float = 2.0,
         answer: Callable[[dict[str, Any]], str] = default_answer,
@@ -139,6 +145,7 @@ class FakeMessagesServer:
             rng=random.Random(seed),
             latency=latency if callable(latency) else (lambda _rng: fixed),
             rate_limit=rate_limit,
+            bucket_capacity=bucket_capacity,
         )
         self.retry_after_s = retry_after_s
         self.slow_s = slow_s
@@ -217,13 +224,11 @@ class FakeMessagesServer:
             else:
                 fault = None
             if s.rate_limit is not None and fault is None:
-                limit, window = s.rate_limit
-                while s.accepted and s.accepted[0] <= record.at - window:
-                    s.accepted.popleft()
-                if len(s.accepted) >= limit:
+                rate = self._refill(record.at)
+                if s.level < 1.0:
                     record.outcome = "rate_limited"
-                    return None, 0.0, s.accepted[0] + window - record.at
-                s.accepted.append(record.at)
+                    return None, 0.0, (1.0 - s.level) / rate
+                s.level -= 1.0
             if fault is not None:
                 record.outcome = fault.value
             return fault, latency, None
@@ -251,16 +256,31 @@ class FakeMessagesServer:
             "cache_read_input_tokens": read,
         }
 
+    def _refill(self, now: float) -> float:
+        """Bring the bucket up to `now` (under the lock); returns its rate per second."""
+        s = self._script
+        assert s.rate_limit is not None
+        limit, window = s.rate_limit
+        rate = limit / window
+        if math.isnan(s.level):
+            s.level, s.refilled_at = s.bucket_capacity, now
+        s.level = min(s.bucket_capacity, s.level + (now - s.refilled_at) * rate)
+        s.refilled_at = now
+        return rate
+
     def _ratelimit_headers(self) -> dict[str, str]:
         s = self._script
         if s.rate_limit is None:
             return {}
         limit, window = s.rate_limit
         with self._lock:
-            remaining = max(0, limit - len(s.accepted))
-        reset = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + window))
+            rate = self._refill(time.monotonic())
+            remaining = max(0, math.floor(s.level))
+            full_in = (s.bucket_capacity - s.level) / rate
+        reset = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + full_in))
+        per_minute = round(limit * 60.0 / window)  # the real headers are per minute
         return {
-            "anthropic-ratelimit-requests-limit": str(limit),
+            "anthropic-ratelimit-requests-limit": str(per_minute),
             "anthropic-ratelimit-requests-remaining": str(remaining),
             "anthropic-ratelimit-requests-reset": reset,
             "anthropic-ratelimit-tokens-limit": "1000000",

@@ -1,103 +1,148 @@
-"""Rate control: the sliding-window budget against a brute-force reference, the limiter under
-concurrency with a scaled clock, the shared pause, and AIMD concurrency."""
+"""Rate control: the continuously refilled bucket against a stepped reference, the limiter under
+concurrency with a scaled clock, give-backs, wire-time counting, following the server's headers,
+the shared pause, and AIMD concurrency."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from autointerp.interpret.llm.ratelimit import (
     AdaptiveConcurrency,
+    Bucket,
     MonotonicClock,
     RateLimiter,
     RateLimits,
-    SlidingWindow,
 )
 from tests.interpret.clocks import ScaledClock
 
 
-def reference_fits(
-    entries: list[tuple[float, float]], amount: float, t: float, window: float, limit: float
-) -> bool:
-    """Slow and obvious: the amounts started in (t - window, t], plus this one, fit the limit."""
-    used = sum(a for s, a in entries if s > t - window)
-    return used == 0 or used + amount <= limit
+class ReferenceBucket:
+    """Slow and obvious: a level that refills in small steps of time."""
+
+    STEP = 1e-3
+
+    def __init__(self, rate: float, capacity: float) -> None:
+        self.rate, self.capacity = rate, capacity
+        self.level, self.at = capacity, 0.0
+
+    def advance(self, t: float) -> None:
+        while self.at < t:
+            step = min(self.STEP, t - self.at)
+            self.at += step
+            self.level = min(self.capacity, self.level + self.rate * step)
+
+    def fits(self, amount: float) -> bool:
+        return self.level >= min(amount, self.capacity) - 1e-9 or self.level >= self.capacity
+
+    def first_fit(self, amount: float, t: float) -> float:
+        """The first step from `t` at which `amount` fits (the bucket itself does not move)."""
+        probe = ReferenceBucket(self.rate, self.capacity)
+        probe.level, probe.at = self.level, self.at
+        probe.advance(t)
+        while not probe.fits(amount):
+            probe.advance(probe.at + self.STEP)
+        return probe.at
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(
-    limit=st.integers(1, 20),
-    window=st.integers(1, 50),
-    requests=st.lists(st.tuples(st.integers(0, 30), st.integers(0, 25)), max_size=40),
+    rate=st.integers(1, 10),
+    capacity=st.integers(1, 5),
+    requests=st.lists(st.tuples(st.integers(0, 3), st.integers(1, 12)), max_size=15),
 )
-def test_sliding_window_waits_exactly_as_long_as_the_reference_says(
-    limit: int, window: int, requests: list[tuple[int, int]]
+def test_bucket_waits_as_long_as_a_stepped_reference(
+    rate: int, capacity: int, requests: list[tuple[int, int]]
 ) -> None:
-    budget = SlidingWindow(limit, window, slack=0.0)
-    entries: list[tuple[float, float]] = []
+    bucket = Bucket(rate, capacity)
+    reference = ReferenceBucket(rate, capacity)
     now = 0.0
     for gap, amount in requests:
         now += gap
-        wait = budget.wait_time(amount, now)
-        start = now + wait
-        assert reference_fits(entries, amount, start, window, limit)
-        if wait > 0:  # not a moment earlier
-            assert not reference_fits(entries, amount, start - 1e-6, window, limit)
-        budget.reserve(amount, start).open = False  # answered at once
-        entries.append((start, amount))
+        start = now + bucket.wait_time(amount, now)
+        expected = reference.first_fit(amount, now)
+        assert abs(start - expected) <= ReferenceBucket.STEP + 1e-6, (start, expected)
+        bucket.take(amount, start)
+        reference.advance(start)
+        reference.level -= amount
         now = start
 
 
-async def test_limiter_keeps_every_window_within_the_request_budget() -> None:
-    clock = ScaledClock(scale=300.0)  # one 60 s window takes 0.2 s
-    limiter = RateLimiter(RateLimits(max_rpm=10, slack=0.0), clock)
+async def test_requests_are_spaced_evenly_below_the_limit_not_sent_in_a_burst() -> None:
+    """60 per minute is one per second: never a minute's budget at once."""
+    clock = ScaledClock(scale=60.0)  # a gap of 6.3 virtual seconds takes 0.1 s
+    limiter = RateLimiter(RateLimits(max_rpm=10, headroom=0.95), clock)
     starts: list[float] = []
 
     async def one() -> None:
         ticket = await limiter.acquire(100, 10)
         starts.append(clock.now())
-        ticket.close(clock.now())  # an instant answer
+        ticket.settle(100, 10)
 
-    await asyncio.gather(*(one() for _ in range(35)))
+    await asyncio.gather(*(one() for _ in range(12)))
     starts.sort()
-    for i in range(len(starts) - 10):
-        assert starts[i + 10] - starts[i] >= 60.0 - 1e-6
-    # And it is not needlessly slow: 35 requests need 3 full windows after the first burst.
-    assert starts[-1] < 3 * 60.0 + 30.0
+    spacing = 60.0 / (10 * 0.95)
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert min(gaps) >= spacing - 0.5  # 0.5 virtual s: the scaled clock's scheduling noise
+    assert starts[-1] - starts[0] <= 11 * (spacing + 1.0)  # and not slower than it must be
 
 
-async def test_token_budgets_reserve_estimates_and_settle_to_actual_usage() -> None:
-    clock = ScaledClock(scale=600.0)
-    limiter = RateLimiter(RateLimits(max_input_tpm=1000, max_output_tpm=300, slack=0.0), clock)
-    first = await limiter.acquire(600, 100)
+async def test_token_budgets_take_estimates_and_settle_to_actual_usage() -> None:
+    clock = ScaledClock(scale=10.0)  # a millisecond of scheduling noise is one token
+    limiter = RateLimiter(
+        RateLimits(max_input_tpm=6000, max_output_tpm=3000, headroom=1.0), clock
+    )  # 100 and 50 tokens per second, one second's worth at most at once
+    first = await limiter.acquire(600, 10)  # more than the bucket holds: goes into debt
+    assert limiter.input_tokens is not None
+    assert limiter.input_tokens.level(clock.now()) == pytest.approx(-500, abs=20)
+    first.settle(150, 10)  # the real usage was a quarter of the estimate
+    assert limiter.input_tokens.level(clock.now()) == pytest.approx(-50, abs=20)
     t0 = clock.now()
-    assert limiter.input_tokens is not None and limiter.output_tokens is not None
-    assert limiter.input_tokens.remaining(clock.now()) == 400
-    first.settle(200, 50)  # the real usage was smaller than the estimate
-    first.close(clock.now())
-    assert limiter.input_tokens.remaining(clock.now()) == 800
-    second = await limiter.acquire(700, 100)  # fits now thanks to the correction: no wait
-    second.close(clock.now())
-    assert clock.now() - t0 < 30.0
-    await limiter.acquire(500, 100)  # 900 + 500 > 1000: waits for the window to move on
-    assert clock.now() - t0 >= 60.0 - 1e-6
+    await limiter.acquire(100, 10)  # waits for about 1.5 s of refill, not 6
+    assert 0.5 <= clock.now() - t0 <= 3.0
 
 
-async def test_requests_in_flight_hold_their_budget_until_they_end() -> None:
-    """The window counts from the end of a request, so a slow request cannot be double-counted
-    by the server: the next one waits for it to end, then for the window."""
+async def test_a_request_the_server_refused_is_given_back() -> None:
     clock = ScaledClock(scale=600.0)
-    limiter = RateLimiter(RateLimits(max_rpm=1), clock)
+    limiter = RateLimiter(RateLimits(max_rpm=1, headroom=1.0), clock)
     ticket = await limiter.acquire(1, 1)
-    waiter = asyncio.ensure_future(limiter.acquire(1, 1))
-    await asyncio.sleep(0.2)  # 120 virtual seconds: far beyond the window
-    assert not waiter.done()
-    ended = clock.now()
-    ticket.close(ended)
-    (await waiter).close(clock.now())
-    assert clock.now() - ended >= 60.0 - 1e-6
+    ticket.give_back()  # 429/529/5xx: the server did not count it
+    t0 = clock.now()
+    await limiter.acquire(1, 1)
+    assert clock.now() - t0 < 5.0  # not the 60 s a counted request would cost
+
+
+async def test_a_request_counts_from_when_it_went_on_the_wire() -> None:
+    clock = ScaledClock(scale=600.0)
+    limiter = RateLimiter(RateLimits(max_rpm=1, headroom=1.0), clock)
+    ticket = await limiter.acquire(1, 1)
+    await clock.sleep(30.0)  # a slow connection set-up
+    ticket.mark_sent(clock.now())
+    sent = clock.now()
+    await limiter.acquire(1, 1)
+    assert clock.now() - sent >= 60.0 - 1.0
+
+
+def test_budgets_follow_the_servers_headers_where_they_are_lower() -> None:
+    clock = ScaledClock(scale=1.0)
+    none = RateLimiter(RateLimits(headroom=1.0), clock)
+    none.follow({"requests": 120, "input-tokens": 60_000})
+    assert none.requests is not None and none.requests.rate == pytest.approx(2.0)
+    assert none.input_tokens is not None and none.input_tokens.rate == pytest.approx(1000.0)
+    assert none.output_tokens is None
+    lower = RateLimiter(RateLimits(max_rpm=60, headroom=1.0), clock)
+    lower.follow({"requests": 120})  # ours is lower: kept
+    assert lower.requests is not None and lower.requests.rate == pytest.approx(1.0)
+    higher = RateLimiter(RateLimits(max_rpm=600, headroom=1.0), clock)
+    higher.follow({"requests": 120})
+    assert higher.requests is not None and higher.requests.rate == pytest.approx(2.0)
+    off = RateLimiter(RateLimits(follow_headers=False), clock)
+    off.follow({"requests": 120})
+    assert off.requests is None
 
 
 async def test_pause_holds_every_request() -> None:

@@ -50,6 +50,7 @@ class AnthropicProvider(Provider):
         self.secret = api_key_from_env()
         self.timeout = timeout
         self.ratelimit_remaining = {}
+        self.ratelimit_limits = {}
         self._client = anthropic.AsyncAnthropic(
             api_key=self.secret,
             base_url=base_url,  # None: the SDK reads ANTHROPIC_BASE_URL, else the public API
@@ -132,20 +133,22 @@ class AnthropicProvider(Provider):
             )
         retry_after = retry_after_seconds(e.response.headers)
         if status in (429, 529):
-            return Transient(reason, overload=True, retry_after=retry_after)
+            return Transient(reason, overload=True, retry_after=retry_after, rejected=True)
         if status in (408, 409) or status >= 500:
-            return Transient(reason, retry_after=retry_after)
+            return Transient(reason, retry_after=retry_after, rejected=True)
         return RequestFailed(reason)
 
     def _read_ratelimit_headers(self, headers: httpx2.Headers) -> None:
         for kind in RATELIMIT_KINDS:
-            value = headers.get(f"anthropic-ratelimit-{kind}-remaining")
-            if value is None:
-                continue
-            try:
-                self.ratelimit_remaining[kind] = int(value)
-            except ValueError:
-                continue
+            for field, into in (("remaining", self.ratelimit_remaining),
+                                ("limit", self.ratelimit_limits)):  # fmt: skip
+                value = headers.get(f"anthropic-ratelimit-{kind}-{field}")
+                if value is None:
+                    continue
+                try:
+                    into[kind] = int(value)
+                except ValueError:
+                    continue
 
 
 def _error_parts(e: anthropic.APIStatusError) -> tuple[str, str]:

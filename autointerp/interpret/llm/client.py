@@ -172,13 +172,9 @@ class LLMClient:
             ratelimit_tokens_remaining=headers.get("tokens"),
             ratelimit_input_tokens_remaining=headers.get("input-tokens"),
             ratelimit_output_tokens_remaining=headers.get("output-tokens"),
-            budget_requests_remaining=lim.requests.remaining(now) if lim.requests else None,
-            budget_input_tokens_remaining=(
-                lim.input_tokens.remaining(now) if lim.input_tokens else None
-            ),
-            budget_output_tokens_remaining=(
-                lim.output_tokens.remaining(now) if lim.output_tokens else None
-            ),
+            budget_requests_remaining=lim.remaining("requests"),
+            budget_input_tokens_remaining=lim.remaining("input"),
+            budget_output_tokens_remaining=lim.remaining("output"),
             paused_until=time.time() + paused_for if paused_for > 0 else None,
             last_error=self._last_error,
         )
@@ -194,10 +190,7 @@ class LLMClient:
             ticket = await self._limiter.acquire(est_input, round(self._output_estimate))
             self._requests += 1
             self._sent_times.append(self.clock.now())
-            try:
-                return await self._send(request, ticket)
-            finally:
-                ticket.close(self.clock.now())
+            return await self._send(request, ticket)
         finally:
             await self._concurrency.release()
 
@@ -208,9 +201,17 @@ class LLMClient:
         except Unusable as e:
             self._account(e.used, ticket)
             raise
-        except (Transient, RequestFailed, FatalAPIError):
-            ticket.settle(0, 0)  # the server counts no tokens for a request it did not answer
+        except Transient as e:
+            if e.rejected:
+                ticket.give_back()  # an error status: the server did not count it
+            else:
+                ticket.settle(0, 0)  # no tokens for a request it did not answer
             raise
+        except (RequestFailed, FatalAPIError):
+            ticket.settle(0, 0)
+            raise
+        finally:
+            self._limiter.follow(self.provider.ratelimit_limits)
         self._account(reply.usage, ticket)
         return reply
 

@@ -28,9 +28,13 @@ class Transient(Exception):
         overload: bool = False,
         retry_after: float | None = None,
         unreachable: bool = False,
+        rejected: bool = False,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.rejected = rejected
+        """The server answered with an error status (429, 529, 5xx): it did not count the
+        request against its rate limit. (A timeout or a dropped connection may have been.)"""
         self.overload = overload
         """429/529: the server is saturated; lower concurrency and pause everyone."""
         self.retry_after = retry_after

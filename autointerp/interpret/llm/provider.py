@@ -52,6 +52,9 @@ class Provider(ABC):
     """The API key, so that the client can scrub it from every message it makes."""
     ratelimit_remaining: dict[str, int]
     """The server's latest `*-remaining` rate-limit headers by kind (requests, tokens, …)."""
+    ratelimit_limits: dict[str, int]
+    """The server's latest `*-limit` rate-limit headers by kind, per minute: the client's
+    budgets follow them where they are lower than its own."""
 
     @abstractmethod
     async def send(self, request: Request) -> Reply: ...

@@ -1,11 +1,18 @@
-"""Client-side rate control: request and token budgets, a shared pause, adaptive concurrency.
+"""Client-side rate control: continuously refilled budgets, a shared pause, adaptive concurrency.
 
-Budgets are sliding windows: at most `limit` units (requests or tokens) in any window of
-`window_s` seconds, as the server counts them. Token amounts are reserved from an estimate before a
-request is sent and corrected to the real usage when the response comes back. A `retry-after`
-from the server pauses every request, not just the one that got it. Concurrency follows AIMD:
-halve on overload (429/529), grow by one per window of successes. The clock is injectable so
-tests need not wait in real time.
+The API's rate limiter is a token bucket: capacity refills continuously, and a limit of 60
+requests per minute may be enforced as one request per second. So are ours (`Bucket`): each
+budget admits `rate` units per second with a burst of at most one second's worth (one request),
+run a little below the limit (`RateLimits.headroom`) so that jitter on the way to the server
+never puts two requests closer than the server allows. A request is counted from the moment it
+goes on the wire when the HTTP client reports it (`Ticket.mark_sent`), so a slow connection
+set-up cannot bunch requests up at the server. Token amounts are taken from an estimate before
+sending and corrected to the real usage when the answer comes. Where the server's
+`*-ratelimit-*-limit` headers say less than our settings (or we have none), we follow them.
+A request the server answered with an error status (429, 529, 5xx) did not count against its
+limit, and it is given back. A `retry-after` pauses every request, not just the one that got
+it. Concurrency follows AIMD: halve on overload (429/529), grow by one per window of successes.
+The clock is injectable so tests need not wait in real time.
 """
 
 from __future__ import annotations
@@ -13,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -31,165 +39,215 @@ class MonotonicClock:
         return time.monotonic()
 
     async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
+        await asyncio.sleep(max(0.0, seconds))
 
 
-@dataclass
-class _Entry:
-    at: float
-    amount: float
-    open: bool = True
-    """In flight: counts against the budget until it is closed, however long that takes."""
+class Bucket:
+    """A token bucket kept as its theoretical arrival time (GCRA): `rate` units per second,
+    at most `capacity` at once.
 
-
-class SlidingWindow:
-    """At most `limit` units in any `window_s` seconds, as the server sees them.
-
-    An entry counts from the moment it is reserved, for as long as it is open (in flight), and
-    until `window_s` after the time it is closed with. The server counts a request at some moment
-    between our sending it and its answer, so closing with the answer time can never let the
-    server see more than `limit` in a window of its own; `Ticket.close` uses the send time plus a
-    margin instead when that is earlier (a long generation does not hold the slot).
-    A single amount larger than `limit` goes when nothing else counts, never refused forever.
+    `tat` is when the bucket would be full again; it holds `capacity - (tat - now) * rate`
+    units. An amount fits when taking it leaves the bucket no emptier than zero; an amount
+    larger than the capacity fits only into a full bucket (and leaves it in debt), so it is
+    delayed, never refused forever.
     """
 
-    def __init__(self, limit: float, window_s: float = 60.0, slack: float = 0.0) -> None:
-        if limit <= 0:
+    def __init__(self, rate: float, capacity: float) -> None:
+        if rate <= 0 or capacity <= 0:
             raise ValueError("a budget must be positive")
-        self.limit = float(limit)
-        self.window_s = window_s * (1.0 + slack)
-        self._entries: list[_Entry] = []
+        self.rate = float(rate)
+        self.capacity = float(capacity)
+        self.tat = -math.inf
 
-    def _prune(self, now: float) -> None:
-        horizon = now - self.window_s
-        if any(not e.open and e.at <= horizon for e in self._entries):
-            self._entries = [e for e in self._entries if e.open or e.at > horizon]
-
-    def used(self, now: float) -> float:
-        self._prune(now)
-        return sum(e.amount for e in self._entries)
-
-    def remaining(self, now: float) -> float:
-        return max(0.0, self.limit - self.used(now))
+    def level(self, now: float) -> float:
+        """Units available now (negative: in debt after a correction or a large amount)."""
+        return self.capacity - max(0.0, self.tat - now) * self.rate
 
     def wait_time(self, amount: float, now: float) -> float:
-        """Seconds until `amount` fits (0: now; inf: not before a request in flight ends)."""
-        used = self.used(now)
-        if used + amount <= self.limit or used <= 0:
-            return 0.0
-        for entry in sorted((e for e in self._entries if not e.open), key=lambda e: e.at):
-            used -= entry.amount
-            if used + amount <= self.limit or used <= 0:
-                return max(0.0, entry.at + self.window_s - now)
-        return math.inf
+        """Seconds until `amount` fits (0: now)."""
+        if self.tat <= now:
+            return 0.0  # full: anything fits
+        need = min(amount, self.capacity)
+        return max(0.0, (need - self.level(now)) / self.rate)
 
-    def reserve(self, amount: float, now: float) -> _Entry:
-        entry = _Entry(now, amount)
-        self._entries.append(entry)
-        return entry
+    def take(self, amount: float, now: float) -> None:
+        self.tat = max(self.tat, now) + amount / self.rate
+
+    def correct(self, delta: float) -> None:
+        """Used `delta` more (or, negative, less) than was taken."""
+        self.tat += delta / self.rate
+
+    def counted_at(self, sent_at: float, amount: float) -> None:
+        """The server counted `amount` at `sent_at`, later than it was taken: the bucket
+        cannot be fuller than it would be had it been taken then."""
+        self.tat = max(self.tat, sent_at + amount / self.rate)
+
+    def set_rate(self, rate: float, capacity: float, now: float) -> None:
+        """A new rate (from the server's headers); what is owed is kept, in units."""
+        owed = max(0.0, self.tat - now) * self.rate
+        self.rate, self.capacity = float(rate), float(capacity)
+        self.tat = now + owed / self.rate if owed > 0 else -math.inf
 
 
 @dataclass
 class Ticket:
-    """What one request reserved. `settle` puts in the real token usage; `close` ends it.
+    """What one request took. `mark_sent` records when it left (an HTTP event hook);
+    `settle` puts in the real token usage; `give_back` returns the request to a server that
+    did not count it (an error status)."""
 
-    `mark_sent` records when the request left (an HTTP event hook); on close, the budget counts
-    the request at `min(end, sent + margin_s)`: the margin covers the trip to the server.
-    """
-
-    entries: list[_Entry] = field(default_factory=list)
-    input_entry: _Entry | None = None
-    output_entry: _Entry | None = None
-    on_close: Callable[[], None] | None = None
-    margin_s: float = 0.0
-    sent_at: float | None = None
+    requests: Bucket | None = None
+    input_tokens: Bucket | None = None
+    output_tokens: Bucket | None = None
+    est_input: float = 0.0
+    est_output: float = 0.0
+    settled: bool = False
+    counted: list[float] = field(default_factory=list)
+    """[when the server counts it]: the limiter's record of this request, moved to the send
+    time once known."""
 
     def mark_sent(self, now: float) -> None:
-        self.sent_at = now
+        if self.requests is not None:
+            self.requests.counted_at(now, 1.0)
+        if self.counted:
+            self.counted[0] = max(self.counted[0], now)
 
     def settle(self, input_tokens: int, output_tokens: int) -> None:
-        if self.input_entry is not None:
-            self.input_entry.amount = input_tokens
-        if self.output_entry is not None:
-            self.output_entry.amount = output_tokens
+        if self.settled:
+            return
+        self.settled = True
+        if self.input_tokens is not None:
+            self.input_tokens.correct(input_tokens - self.est_input)
+        if self.output_tokens is not None:
+            self.output_tokens.correct(output_tokens - self.est_output)
 
-    def close(self, now: float) -> None:
-        at = now if self.sent_at is None else min(now, self.sent_at + self.margin_s)
-        for entry in self.entries:
-            if entry.open:
-                entry.open = False
-                entry.at = at
-        if self.on_close is not None:
-            self.on_close()
+    def give_back(self) -> None:
+        """The server refused or failed the request before counting it: nothing was used."""
+        if self.requests is not None:
+            self.requests.correct(-1.0)
+        self.settle(0, 0)
 
 
 @dataclass
 class RateLimits:
-    """Optional budgets; None means unlimited. `window_s` is 60 for per-minute budgets."""
+    """Optional budgets; None means unlimited (until the server's headers say otherwise)."""
 
     max_rpm: float | None = None
     max_input_tpm: float | None = None
     max_output_tpm: float | None = None
     window_s: float = 60.0
-    slack: float = 0.0
-    """Widen each window by this fraction (extra safety; 0 by default)."""
-    send_margin: float = 0.02
-    """A request counts at its send time plus this fraction of the window (1.2 s of a minute)."""
+    """The period the budgets are per (a minute; tests and benchmarks shrink it)."""
+    headroom: float = 0.95
+    """Run at this share of each limit, ours or the server's: the margin for jitter between
+    our clock and the server's."""
+    follow_headers: bool = True
+    """Lower a budget to the server's `*-ratelimit-*-limit` header where that is lower."""
+
+
+HEADER_KINDS = {"requests": "requests", "input": "input-tokens", "output": "output-tokens"}
+"""Our budgets by the `*-ratelimit-<kind>-limit` header that can lower them."""
+RECENT_REQUESTS = 256
+TOKEN_BURST_S = 1.0
+"""A token budget holds at most this many seconds of its rate (like the server's buckets)."""
 
 
 class RateLimiter:
-    """Waits until a request fits every budget and no pause is in force, then reserves it."""
+    """Waits until a request fits every budget and no pause is in force, then takes it."""
 
     def __init__(self, limits: RateLimits, clock: Clock) -> None:
         self.clock = clock
-
-        def window(limit: float | None) -> SlidingWindow | None:
-            return None if limit is None else SlidingWindow(limit, limits.window_s, limits.slack)
-
-        self.requests = window(limits.max_rpm)
-        self.input_tokens = window(limits.max_input_tpm)
-        self.output_tokens = window(limits.max_output_tpm)
+        self.limits = limits
+        self._configured = {
+            "requests": limits.max_rpm,
+            "input": limits.max_input_tpm,
+            "output": limits.max_output_tpm,
+        }
+        self.buckets: dict[str, Bucket] = {}
+        for kind, limit in self._configured.items():
+            if limit is not None:
+                self.buckets[kind] = self._bucket(kind, limit / limits.window_s)
+        self.followed: dict[str, float] = {}
+        """Budgets lowered to the server's headers: per-minute limit by kind."""
         self.paused_until: float = -math.inf
-        self._margin_s = limits.window_s * limits.send_margin
-        self._closed = asyncio.Event()
+        self._recent_requests: deque[list[float]] = deque(maxlen=RECENT_REQUESTS)
+        """When recent requests were taken: a request budget made from the server's header
+        counts them, so that the request after the first answer does not go at once."""
+
+    def _bucket(self, kind: str, per_second: float) -> Bucket:
+        rate = per_second * self.limits.headroom
+        return Bucket(rate, 1.0 if kind == "requests" else max(1.0, rate * TOKEN_BURST_S))
+
+    @property
+    def requests(self) -> Bucket | None:
+        return self.buckets.get("requests")
+
+    @property
+    def input_tokens(self) -> Bucket | None:
+        return self.buckets.get("input")
+
+    @property
+    def output_tokens(self) -> Bucket | None:
+        return self.buckets.get("output")
 
     def pause(self, seconds: float) -> None:
         """Hold every request (including retries) for `seconds` from now."""
         self.paused_until = max(self.paused_until, self.clock.now() + seconds)
 
-    def _wait_time(self, est_input: int, est_output: int, now: float) -> float:
+    def follow(self, server_limits: Mapping[str, int]) -> None:
+        """Lower each budget to the server's stated per-minute limit where that is lower than
+        ours (or where we have none)."""
+        if not self.limits.follow_headers:
+            return
+        now = self.clock.now()
+        for kind, header in HEADER_KINDS.items():
+            limit = server_limits.get(header)
+            if limit is None or limit <= 0 or self.followed.get(kind) == limit:
+                continue
+            ours = self._configured[kind]
+            per_second = limit / 60.0
+            if ours is not None and ours / self.limits.window_s <= per_second:
+                continue
+            self.followed[kind] = limit
+            fresh = self._bucket(kind, per_second)
+            bucket = self.buckets.get(kind)
+            if bucket is None:
+                if kind == "requests":
+                    for (counted_at,) in sorted(self._recent_requests):
+                        fresh.take(1.0, counted_at)
+                self.buckets[kind] = fresh
+            else:
+                bucket.set_rate(fresh.rate, fresh.capacity, now)
+
+    def _wait_time(self, amounts: dict[str, float], now: float) -> float:
         waits = [self.paused_until - now]
-        if self.requests is not None:
-            waits.append(self.requests.wait_time(1, now))
-        if self.input_tokens is not None:
-            waits.append(self.input_tokens.wait_time(est_input, now))
-        if self.output_tokens is not None:
-            waits.append(self.output_tokens.wait_time(est_output, now))
+        waits += [b.wait_time(amounts[k], now) for k, b in self.buckets.items()]
         return max(waits)
 
     async def acquire(self, est_input: int, est_output: int) -> Ticket:
-        """Reserve budget for one request; the caller must `close` the ticket when it ends."""
+        """Take budget for one request (waiting until it fits)."""
+        amounts = {"requests": 1.0, "input": float(est_input), "output": float(est_output)}
         while True:
             now = self.clock.now()
-            wait = self._wait_time(est_input, est_output, now)
+            wait = self._wait_time(amounts, now)
             if wait <= 0:
                 break
-            if wait < math.inf:
-                await self.clock.sleep(wait)
-                continue
-            # Only a request in flight ending can make room: wait for one to close.
-            self._closed.clear()
-            await self._closed.wait()
-        ticket = Ticket(on_close=self._closed.set, margin_s=self._margin_s)
-        if self.requests is not None:
-            ticket.entries.append(self.requests.reserve(1, now))
-        if self.input_tokens is not None:
-            ticket.input_entry = self.input_tokens.reserve(est_input, now)
-            ticket.entries.append(ticket.input_entry)
-        if self.output_tokens is not None:
-            ticket.output_entry = self.output_tokens.reserve(est_output, now)
-            ticket.entries.append(ticket.output_entry)
-        return ticket
+            await self.clock.sleep(wait)
+        for kind, bucket in self.buckets.items():
+            bucket.take(amounts[kind], now)
+        counted = [now]
+        self._recent_requests.append(counted)
+        return Ticket(
+            counted=counted,
+            requests=self.requests,
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            est_input=float(est_input),
+            est_output=float(est_output),
+        )
+
+    def remaining(self, kind: str) -> float | None:
+        """What the budget of `kind` (`requests`, `input`, `output`) holds now, None if none."""
+        bucket = self.buckets.get(kind)
+        return None if bucket is None else bucket.level(self.clock.now())
 
 
 @dataclass

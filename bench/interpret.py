@@ -1,7 +1,8 @@
 """Labelling throughput against the loopback Messages API: `python -m bench.interpret`.
 
-The fake server enforces a rate limit of R requests per W seconds (W scaled down from a minute
-so the whole benchmark takes about a minute) with a log-normal latency, optionally faulting 30%
+The fake server enforces a rate limit of R requests per W seconds the way the real API counts,
+as a bucket refilled continuously and holding one request (W scaled down from a minute so the
+whole benchmark takes about a minute) with a log-normal latency, optionally faulting 30%
 of requests (429, 529, 500, dropped connections, non-JSON bodies, slow answers past the timeout,
 refusals, max_tokens stops, invalid JSON). The real SDK and the real pool label N components into
 a temporary run directory (windows x limit components). Reported: labels per minute over the whole
@@ -11,7 +12,9 @@ server refused with 429; and the time from start (before the labeller is built) 
 request.
 
 Two client set-ups: `--max-rpm` set to the server's limit (the client paces itself), and no
-client budget at all (the client learns the limit from 429 + retry-after and AIMD).
+client budget at all (the client follows the server's `anthropic-ratelimit-requests-limit`
+header from the first answer on). "429 once steady" counts the server's rate-limit rejections
+after the first window.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ class Row:
     failed: int
     requests: int
     refused: int
+    refused_steady: int
     per_minute: float
     of_limit: float
     """Answered requests the server accepted in the first (windows - 1) windows, over the most it
@@ -80,7 +84,7 @@ async def scenario(
             timeout=0.8,
             max_concurrent=32,
             limits=(
-                RateLimits(max_rpm=limit, window_s=window, send_margin=0.05)
+                RateLimits(max_rpm=limit, window_s=window, follow_headers=False)
                 if client_budget
                 else None
             ),
@@ -111,6 +115,9 @@ async def scenario(
         failed=snap.failed,
         requests=len(outcomes),
         refused=outcomes.count("rate_limited"),
+        refused_steady=sum(
+            r.outcome == "rate_limited" and r.at >= first + window for r in srv.requests
+        ),
         per_minute=len(results) / elapsed * 60,
         of_limit=useful / ((windows - 1) * limit),
         first_request_ms=first_request * 1000,
@@ -122,12 +129,13 @@ def table(rows: list[Row], limit: int, window: float) -> str:
     head = (
         f"Server limit: {limit} requests per {window:g} s "
         f"({limit / window * 60:.0f}/min); latency log-normal, median 120 ms.\n\n"
-        "| scenario | labels | failed | requests | 429 from limit | labels/min (whole run) "
-        "| labels / limit | start → first request | time |\n"
-        "|---|---|---|---|---|---|---|---|---|\n"
+        "| scenario | labels | failed | requests | 429 from limit | 429 once steady "
+        "| labels/min (whole run) | labels / limit | start → first request | time |\n"
+        "|---|---|---|---|---|---|---|---|---|---|\n"
     )
     lines = [
         f"| {r.scenario} | {r.labels} | {r.failed} | {r.requests} | {r.refused} "
+        f"| {r.refused_steady} "
         f"| {r.per_minute:.0f} | {r.of_limit:.2f} | {r.first_request_ms:.0f} ms "
         f"| {r.seconds:.1f} s |"
         for r in rows

@@ -14,6 +14,7 @@ from autointerp.errors import UserError
 from autointerp.interpret.labeller import ModelLabeller
 from autointerp.interpret.llm.anthropic import AnthropicProvider
 from autointerp.interpret.llm.errors import FatalAPIError, RequestFailed
+from autointerp.interpret.llm.provider import Request
 from autointerp.interpret.llm.ratelimit import RateLimits
 from autointerp.interpret.llm.retry import RetryPolicy
 from tests.interpret.clocks import ScaledClock
@@ -52,7 +53,8 @@ async def test_a_clean_answer_becomes_a_result_with_usage_and_cost() -> None:
     assert result.confidence == "medium"
     assert (result.labeller, result.model) == ("claude", "claude-haiku-4-5-20251001")
     assert result.input_tokens > 0 and result.output_tokens > 0
-    assert result.cache_creation_input_tokens > 0  # the system block is marked for caching
+    # The instructions are far below Haiku's 4,096-token cache minimum: no mark, nothing cached.
+    assert result.cache_creation_input_tokens == result.cache_read_input_tokens == 0
     expected = (
         result.input_tokens
         + 1.25 * result.cache_creation_input_tokens
@@ -61,7 +63,7 @@ async def test_a_clean_answer_becomes_a_result_with_usage_and_cost() -> None:
     ) / 1e6
     assert result.cost_usd == pytest.approx(expected)
     body = request.body
-    assert body["system"][0]["cache_control"] == {"type": "ephemeral"}
+    assert "cache_control" not in body["system"][0]
     assert body["output_config"]["format"]["type"] == "json_schema"
     assert set(body["output_config"]["format"]["schema"]["required"]) == {
         "label",
@@ -75,6 +77,31 @@ async def test_a_clean_answer_becomes_a_result_with_usage_and_cost() -> None:
     assert result.output_label == "fake output side of model.layers.3.mlp.up_proj:17"
     assert "Component: model.layers.3.mlp.up_proj:17" in body["messages"][0]["content"]
     assert request.headers["x-stainless-retry-count"] == "0"  # the SDK does not retry on its own
+
+
+@pytest.mark.parametrize(
+    ("model", "chars", "marked"),
+    [
+        ("claude-haiku-4-5-20251001", 3_000, False),  # ~1,000 tokens: below 4,096
+        ("claude-haiku-4-5-20251001", 20_000, True),
+        ("claude-sonnet-4-5", 4_000, True),  # Sonnet caches from 1,024 tokens
+        ("some-unknown-model", 100, True),  # unknown minimum: a mark costs nothing
+    ],
+)
+async def test_instructions_are_marked_for_caching_only_where_the_cache_can_hold_them(
+    model: str, chars: int, marked: bool
+) -> None:
+    system = "Follow these instructions. " * (chars // 27)
+    with FakeMessagesServer() as srv:
+        provider = AnthropicProvider(model, base_url=srv.base_url)
+        request = Request(system=system, user="Component: x:1", schema={"type": "object"})
+        first = await provider.send(request)
+        second = await provider.send(request)
+        await provider.aclose()
+        bodies = [r.body for r in srv.requests]
+    assert all(("cache_control" in b["system"][0]) == marked for b in bodies)
+    assert (first.usage.cache_creation_input_tokens > 0) == marked
+    assert (second.usage.cache_read_input_tokens > 0) == marked
 
 
 async def test_the_one_line_prompt_asks_for_and_records_no_sides() -> None:

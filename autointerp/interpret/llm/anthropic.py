@@ -17,12 +17,15 @@ import httpx2
 from autointerp.errors import UserError
 from autointerp.interpret.llm.defaults import API_KEY_ENV, DEFAULT_MODEL
 from autointerp.interpret.llm.errors import FatalAPIError, RequestFailed, Transient, Unusable
-from autointerp.interpret.llm.pricing import Price, Usage, price_of
+from autointerp.interpret.llm.pricing import Price, Usage, cache_minimum_tokens, price_of
 from autointerp.interpret.llm.provider import Provider, Reply, Request, wire_send_hooks
 from autointerp.interpret.llm.retry import retry_after_seconds
 
 PUBLIC_BASE_URL = "https://api.anthropic.com"
 RATELIMIT_KINDS = ("requests", "tokens", "input-tokens", "output-tokens")
+CACHE_CHARS_PER_TOKEN = 3.0
+"""A generous token count for the cache decision: better to mark a prefix just short of the
+minimum (which costs nothing) than to leave a long enough one unmarked."""
 
 
 def api_key_from_env() -> str:
@@ -73,13 +76,7 @@ class AnthropicProvider(Provider):
                 raw = await self._client.messages.with_raw_response.create(
                     model=self.model,
                     max_tokens=request.max_tokens,
-                    system=[
-                        {
-                            "type": "text",
-                            "text": request.system,
-                            "cache_control": {"type": "ephemeral"},
-                        }
-                    ],
+                    system=[self._system_block(request.system)],
                     messages=[{"role": "user", "content": request.user}],
                     output_config={"format": {"type": "json_schema", "schema": request.schema}},
                 )
@@ -112,6 +109,16 @@ class AnthropicProvider(Provider):
         if message.stop_reason == "max_tokens":
             raise Unusable(f"the answer was cut off at max_tokens ({request.max_tokens})", used)
         return Reply(text, used)
+
+    def _system_block(self, system: str) -> dict[str, object]:
+        """The instructions, marked for caching only where the mark can pay: when they reach
+        the model's minimum cacheable prefix (an unknown model: marked, since a mark below the
+        minimum costs nothing)."""
+        block: dict[str, object] = {"type": "text", "text": system}
+        minimum = cache_minimum_tokens(self.model)
+        if minimum is None or len(system) / CACHE_CHARS_PER_TOKEN >= minimum:
+            block["cache_control"] = {"type": "ephemeral"}
+        return block
 
     def _classify(self, e: anthropic.APIStatusError) -> Exception:
         status = e.status_code

@@ -66,6 +66,16 @@ def price_of(model: str) -> Price | None:
     return None
 
 
+CACHE_MINIMUM_TOKENS = {"haiku": 4096, "sonnet": 1024, "opus": 4096}
+"""The shortest prefix each Claude family caches; below it a cache mark is silently ignored."""
+
+
+def cache_minimum_tokens(model: str) -> int | None:
+    """The model's minimum cacheable prefix in tokens, or None when this table does not know."""
+    match = _MODEL_ID.match(model.strip())
+    return None if match is None else CACHE_MINIMUM_TOKENS[match.group(1)]
+
+
 def cost_usd(price: Price, usage: Usage) -> float:
     per_token_in = price.input_per_mtok / 1e6
     per_token_cache_read = (

@@ -168,6 +168,12 @@ class RateLimiter:
         self.followed: dict[str, float] = {}
         """Budgets lowered to the server's headers: per-minute limit by kind."""
         self.paused_until: float = -math.inf
+        self._heard = asyncio.Event()
+        """Set once any answer came back: until then, with no request budget of our own and
+        headers to follow, one request goes alone and the others wait to learn the limit."""
+        if self.requests is not None or not limits.follow_headers:
+            self._heard.set()
+        self._probing = False
         self._recent_requests: deque[list[float]] = deque(maxlen=RECENT_REQUESTS)
         """When recent requests were taken: a request budget made from the server's header
         counts them, so that the request after the first answer does not go at once."""
@@ -195,6 +201,7 @@ class RateLimiter:
     def follow(self, server_limits: Mapping[str, int]) -> None:
         """Lower each budget to the server's stated per-minute limit where that is lower than
         ours (or where we have none)."""
+        self._heard.set()
         if not self.limits.follow_headers:
             return
         now = self.clock.now()
@@ -225,6 +232,10 @@ class RateLimiter:
     async def acquire(self, est_input: int, est_output: int) -> Ticket:
         """Take budget for one request (waiting until it fits)."""
         amounts = {"requests": 1.0, "input": float(est_input), "output": float(est_output)}
+        if not self._heard.is_set():
+            if self._probing:
+                await self._heard.wait()
+            self._probing = True
         while True:
             now = self.clock.now()
             wait = self._wait_time(amounts, now)

@@ -168,7 +168,7 @@ async def main(args: argparse.Namespace) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--limit", type=int, default=40, help="server requests per window")
-    parser.add_argument("--window", type=float, default=2.0, help="server window, seconds")
+    parser.add_argument("--limit", type=int, default=20, help="server requests per window")
+    parser.add_argument("--window", type=float, default=4.0, help="server window, seconds")
     parser.add_argument("--windows", type=int, default=6, help="components = windows x limit")
     asyncio.run(main(parser.parse_args()))

@@ -106,6 +106,30 @@ async def test_token_budgets_take_estimates_and_settle_to_actual_usage() -> None
     assert 0.5 <= clock.now() - t0 <= 3.0
 
 
+async def test_with_no_request_budget_one_probe_goes_first_and_its_end_releases_the_rest() -> None:
+    clock = ScaledClock(scale=1.0)
+    limiter = RateLimiter(RateLimits(headroom=1.0), clock)  # nothing of our own: learn the limit
+    probe = await limiter.acquire(10, 10)
+    waiting = asyncio.create_task(limiter.acquire(10, 10))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()  # held until the probe is answered
+    probe.settle(10, 10)  # answered without rate-limit headers (or failed): no limit to learn
+    await asyncio.wait_for(waiting, timeout=2.0)
+
+
+async def test_a_probe_cancelled_before_it_went_does_not_hold_the_others() -> None:
+    clock = ScaledClock(scale=1.0)
+    limiter = RateLimiter(RateLimits(headroom=1.0), clock)
+    limiter.pause(3600.0)  # the probe waits, and is cancelled while waiting
+    probe = asyncio.create_task(limiter.acquire(10, 10))
+    await asyncio.sleep(0.02)
+    other = asyncio.create_task(limiter.acquire(10, 10))
+    await asyncio.sleep(0.02)
+    probe.cancel()
+    limiter.paused_until = clock.now()  # the pause is over
+    await asyncio.wait_for(other, timeout=2.0)
+
+
 async def test_a_request_the_server_refused_is_given_back() -> None:
     clock = ScaledClock(scale=600.0)
     limiter = RateLimiter(RateLimits(max_rpm=1, headroom=1.0), clock)
@@ -147,7 +171,7 @@ def test_budgets_follow_the_servers_headers_where_they_are_lower() -> None:
 
 async def test_pause_holds_every_request() -> None:
     clock = ScaledClock(scale=100.0)
-    limiter = RateLimiter(RateLimits(), clock)
+    limiter = RateLimiter(RateLimits(follow_headers=False), clock)  # no probe: all may go
     limiter.pause(20.0)
     t0 = clock.now()
     await asyncio.gather(*(limiter.acquire(1, 1) for _ in range(5)))

@@ -21,7 +21,7 @@ import asyncio
 import math
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -104,6 +104,8 @@ class Ticket:
     counted: list[float] = field(default_factory=list)
     """[when the server counts it]: the limiter's record of this request, moved to the send
     time once known."""
+    on_settled: Callable[[], None] | None = None
+    """Called once the request is over, whatever its outcome (the startup probe's end)."""
 
     def mark_sent(self, now: float) -> None:
         if self.requests is not None:
@@ -119,6 +121,8 @@ class Ticket:
             self.input_tokens.correct(input_tokens - self.est_input)
         if self.output_tokens is not None:
             self.output_tokens.correct(output_tokens - self.est_output)
+        if self.on_settled is not None:
+            self.on_settled()
 
     def give_back(self) -> None:
         """The server refused or failed the request before counting it: nothing was used."""
@@ -232,16 +236,23 @@ class RateLimiter:
     async def acquire(self, est_input: int, est_output: int) -> Ticket:
         """Take budget for one request (waiting until it fits)."""
         amounts = {"requests": 1.0, "input": float(est_input), "output": float(est_output)}
+        probe = False
         if not self._heard.is_set():
             if self._probing:
                 await self._heard.wait()
-            self._probing = True
-        while True:
-            now = self.clock.now()
-            wait = self._wait_time(amounts, now)
-            if wait <= 0:
-                break
-            await self.clock.sleep(wait)
+            else:
+                self._probing = probe = True
+        try:
+            while True:
+                now = self.clock.now()
+                wait = self._wait_time(amounts, now)
+                if wait <= 0:
+                    break
+                await self.clock.sleep(wait)
+        except BaseException:
+            if probe:
+                self._heard.set()  # the probe never went: nobody may wait for its answer
+            raise
         for kind, bucket in self.buckets.items():
             bucket.take(amounts[kind], now)
         counted = [now]
@@ -253,6 +264,7 @@ class RateLimiter:
             output_tokens=self.output_tokens,
             est_input=float(est_input),
             est_output=float(est_output),
+            on_settled=self._heard.set if probe else None,
         )
 
     def remaining(self, kind: str) -> float | None:

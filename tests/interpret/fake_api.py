@@ -159,8 +159,12 @@ class FakeMessagesServer:
         self._thread: threading.Thread | None = None
 
     # ---- lifecycle
+    def _handler_class(self) -> type[_Handler]:
+        """The request handler (a subclass may answer more endpoints)."""
+        return _Handler
+
     def start(self) -> FakeMessagesServer:
-        handler = type("Handler", (_Handler,), {"fake": self})
+        handler = type("Handler", (self._handler_class(),), {"fake": self})
         httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         httpd.daemon_threads = True
         httpd.block_on_close = False
@@ -254,6 +258,27 @@ class FakeMessagesServer:
             "output_tokens": max(1, len(text) // 4),
             "cache_creation_input_tokens": creation,
             "cache_read_input_tokens": read,
+        }
+
+    def message(self, body: dict[str, Any], fault: Fault | None, message_id: str) -> dict[str, Any]:
+        """The full Message object answering `body`, with a content fault applied (if any)."""
+        text = self.answer(body)
+        stop_reason = "end_turn"
+        if fault is Fault.REFUSAL:
+            stop_reason, text = "refusal", ""
+        elif fault is Fault.MAX_TOKENS:
+            stop_reason, text = "max_tokens", text[: len(text) // 2]
+        elif fault is Fault.INVALID_JSON:
+            text = "Sure! Here is the label: determiners."
+        return {
+            "id": message_id,
+            "type": "message",
+            "role": "assistant",
+            "model": self.model or body.get("model", "claude-haiku-4-5-20251001"),
+            "content": [{"type": "text", "text": text}],
+            "stop_reason": stop_reason,
+            "stop_sequence": None,
+            "usage": self._usage(body, text),
         }
 
     def _refill(self, now: float) -> float:
@@ -376,24 +401,7 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is Fault.NOT_JSON:
             self._send(200, b"<html>upstream gateway hiccup</html>", headers)
             return
-        text = fake.answer(body)
-        stop_reason = "end_turn"
-        if fault is Fault.REFUSAL:
-            stop_reason, text = "refusal", ""
-        elif fault is Fault.MAX_TOKENS:
-            stop_reason, text = "max_tokens", text[: len(text) // 2]
-        elif fault is Fault.INVALID_JSON:
-            text = "Sure! Here is the label: determiners."
-        message = {
-            "id": f"msg_fake{len(fake.requests):06d}",
-            "type": "message",
-            "role": "assistant",
-            "model": fake.model or body.get("model", "claude-haiku-4-5-20251001"),
-            "content": [{"type": "text", "text": text}],
-            "stop_reason": stop_reason,
-            "stop_sequence": None,
-            "usage": fake._usage(body, text),
-        }
+        message = fake.message(body, fault, f"msg_fake{len(fake.requests):06d}")
         self._send(200, json.dumps(message).encode(), headers)
 
     def do_GET(self) -> None:

@@ -95,6 +95,11 @@ class RunDir:
         return self.interpretations_dir / "failures.jsonl"
 
     @property
+    def batches_dir(self) -> Path:
+        """One file per Message Batch (`--batch`): what was submitted, and its id once known."""
+        return self.interpretations_dir / "batches"
+
+    @property
     def scores_dir(self) -> Path:
         return self.root / "scores"
 

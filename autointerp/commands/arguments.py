@@ -20,6 +20,7 @@ from autointerp.interpret.llm.defaults import API_KEY_ENV, DEFAULT_MODEL
 from autointerp.interpret.llm.options import (
     DEFAULT_MAX_CONCURRENT,
     DEFAULT_TIMEOUT_S,
+    BatchOptions,
     ClientOptions,
 )
 from autointerp.interpret.llm.providers import DEFAULT_PROVIDER, PROVIDERS, price_from_options
@@ -238,6 +239,34 @@ def add_client_arguments(g: argparse._ArgumentGroup) -> None:
         default=DEFAULT_TIMEOUT_S,
         help="seconds before one request is abandoned and retried (default: %(default)s)",
     )
+    g.add_argument(
+        "--batch",
+        action="store_true",
+        help="ask through Anthropic's Message Batches API: half the price, answers within "
+        "hours (most within one); each batch is recorded in the run directory, so a restart "
+        "polls it and never submits it twice",
+    )
+    batch = BatchOptions()
+    g.add_argument(
+        "--batch-requests",
+        type=positive_int,
+        default=batch.size,
+        help="with --batch: most requests in one Message Batch (default: %(default)s; the API "
+        "takes 100,000)",
+    )
+    g.add_argument(
+        "--batch-max-wait-s",
+        type=positive_float,
+        default=batch.max_wait_s,
+        help="with --batch: send a batch once its first request has waited this long "
+        "(default: %(default)s)",
+    )
+    g.add_argument(
+        "--batch-poll-s",
+        type=positive_float,
+        default=batch.poll_s,
+        help="with --batch: seconds between polls of open batches (default: %(default)s)",
+    )
 
 
 LABELLER_HELP = (
@@ -253,6 +282,11 @@ def display_from(args: argparse.Namespace) -> DisplayOptions:
 
 
 def labelling_from(args: argparse.Namespace, labeller: LabellerName, why: str) -> LabellingOptions:
+    if args.batch and labeller == "offline":
+        raise UserError(
+            f"--batch asks the API, but the labeller is offline ({why}): drop --batch, or "
+            "label with --labeller claude"
+        )
     return LabellingOptions(
         labeller=labeller,
         why=why,
@@ -295,4 +329,22 @@ def client_from(args: argparse.Namespace) -> ClientOptions:
             max_input_tpm=args.max_input_tpm,
             max_output_tpm=args.max_output_tpm,
         ),
+        batch=batch_from(args),
     )
+
+
+def batch_from(args: argparse.Namespace) -> BatchOptions | None:
+    """`--batch` and its settings; the settings alone are a mistake worth saying."""
+    defaults = BatchOptions()
+    given = BatchOptions(
+        size=args.batch_requests, max_wait_s=args.batch_max_wait_s, poll_s=args.batch_poll_s
+    )
+    if not args.batch:
+        if given != defaults:
+            raise UserError(
+                "--batch-requests, --batch-max-wait-s and --batch-poll-s go with --batch"
+            )
+        return None
+    if args.batch_requests > 100_000:
+        raise UserError(f"--batch-requests {args.batch_requests}: the API takes at most 100,000")
+    return given

@@ -93,6 +93,11 @@ def _answerer(args: argparse.Namespace) -> tuple[Answerer, str]:
     name = args.answerer or ("claude" if usable else "offline")
     why = f"--answerer {name}" if args.answerer else because
     if name == "offline":
+        if args.batch:
+            raise UserError(
+                f"--batch asks the API, but the answerer is offline ({why}): drop --batch, or "
+                "score with --answerer claude"
+            )
         return OfflineAnswerer(), why
     key_from_env(args.provider, args.base_url, instead="--answerer offline")
     options = client_from(args)
@@ -100,6 +105,16 @@ def _answerer(args: argparse.Namespace) -> tuple[Answerer, str]:
     from autointerp.interpret.llm.options import build_client
 
     return ModelAnswerer(build_client(options), spec(options.provider).labeller), why
+
+
+def _workers(answerer: Answerer, args: argparse.Namespace) -> int:
+    """Components scored at once: `--max-concurrent`, or with `--batch` as many as the batch
+    client keeps waiting (each waits hours for its batch, not seconds)."""
+    from autointerp.interpret.scoring.asking import ModelAnswerer
+
+    if args.batch and isinstance(answerer, ModelAnswerer):
+        return answerer.client.max_concurrent
+    return int(args.max_concurrent)
 
 
 async def _score(
@@ -117,7 +132,7 @@ async def _score(
             scorers,
             answerer,
             budget_usd=args.budget_usd,
-            workers=args.max_concurrent,
+            workers=_workers(answerer, args),
             read=args.read,
         )
         labels = RunReader(run_dir).labels()

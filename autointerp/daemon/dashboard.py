@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from autointerp.daemon.progress import LabellingView, SharedProgress, View
+from autointerp.interpret.llm.stats import BatchProgress
 from autointerp.interpret.scoring.runner import ScoringSnapshot
 from autointerp.interpret.scoring.summary import MeanScore
 
@@ -132,12 +133,28 @@ def _labelling_text(view: View) -> str:
     )
 
 
+def batch_text(batch: BatchProgress) -> str:
+    """`batches: 3 submitted · 1 in progress · 2 ended · ETA 12m`, and what waits."""
+    text = (
+        f"batches: {batch.submitted} submitted · {batch.in_progress} in progress"
+        f" · {batch.ended} ended"
+    )
+    if batch.unresolved:
+        text += f" · {batch.unresolved} being looked up"
+    if batch.in_progress or batch.unresolved:
+        text += " · ETA " + (duration(batch.eta_s) if batch.eta_s is not None else "? (most <1h)")
+    return text + f" · {batch.waiting:,} requests waiting · {batch.queued:,} to send"
+
+
 def _labelling_details(view: View, lab: LabellingView) -> list[str]:
-    lines = [
-        f"in flight {lab.in_flight}/{lab.concurrency_limit}"
-        f" · {lab.requests_per_minute:,.0f} req/min"
-        f" · {lab.tokens_per_minute:,.0f} tok/min · {lab.retries} retries"
-    ]
+    if lab.batch is not None:
+        lines = [batch_text(lab.batch) + f" · {lab.retries} retries"]
+    else:
+        lines = [
+            f"in flight {lab.in_flight}/{lab.concurrency_limit}"
+            f" · {lab.requests_per_minute:,.0f} req/min"
+            f" · {lab.tokens_per_minute:,.0f} tok/min · {lab.retries} retries"
+        ]
     headroom = []
     if lab.ratelimit_requests_remaining is not None:
         headroom.append(f"{lab.ratelimit_requests_remaining:,} requests")
@@ -214,6 +231,11 @@ def plain_line(view: View) -> str:
             f"queue={view.queue_depth}",
             f"cost={_money(view.cost_usd)}",
         ]
+        if lab.batch is not None:
+            b = lab.batch
+            parts.append(f"batches={b.submitted}/{b.in_progress}/{b.ended}")
+            if b.eta_s is not None and b.in_progress:
+                parts.append(f"batch_eta={duration(b.eta_s)}")
         if lab.scoring is not None:
             parts.append(f"scored={lab.scoring.scored}")
             parts += [
@@ -239,6 +261,8 @@ def summary_lines(view: View) -> list[str]:
             f"  labelling {view.labelled} labelled, {view.failed} failed, {remaining} remaining, "
             f"cost {_money(view.cost_usd)}"
         )
+        if view.labelling.batch is not None:
+            lines.append(f"  {batch_text(view.labelling.batch)}")
         scoring = view.labelling.scoring
         if scoring is not None:
             lines.append(

@@ -181,5 +181,6 @@ class Orchestrator:
                 last_error=stats.last_error,
                 recent=tuple(LabelLine(r.key, r.label, r.confidence) for r in snap.recent),
                 scoring=snap.scoring,
+                batch=stats.batch,
             ),
         )

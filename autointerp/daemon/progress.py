@@ -11,6 +11,7 @@ import threading
 import time
 from typing import Any
 
+from autointerp.interpret.llm.stats import BatchProgress
 from autointerp.interpret.scoring.runner import ScoringSnapshot
 
 
@@ -45,6 +46,8 @@ class LabellingView:
     recent: tuple[LabelLine, ...] = ()
     scoring: ScoringSnapshot | None = None
     """Scores of the labels as they arrive (`--score`); None when not scoring."""
+    batch: BatchProgress | None = None
+    """Where the Message Batches stand (`--batch`); None when asking one request at a time."""
 
 
 @dataclasses.dataclass(frozen=True)

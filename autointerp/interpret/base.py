@@ -10,6 +10,7 @@ from abc import ABC, abstractmethod
 
 from autointerp.interpret.llm.stats import ClientStats
 from autointerp.schemas import ArchitectureInfo, ComponentData, InterpretationResult
+from autointerp.store import RunDir
 
 
 class Labeller(ABC):
@@ -29,6 +30,9 @@ class Labeller(ABC):
 
     @abstractmethod
     def stats(self) -> ClientStats: ...
+
+    def attach(self, run: RunDir) -> None:  # noqa: B027 - optional hook
+        """The run labelled: where a client keeps state across starts (batches)."""
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

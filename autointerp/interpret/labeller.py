@@ -5,18 +5,19 @@ from __future__ import annotations
 import time
 
 from autointerp.interpret.base import Labeller
-from autointerp.interpret.llm.client import LLMClient
+from autointerp.interpret.llm.completer import Completer
 from autointerp.interpret.llm.provider import Request
 from autointerp.interpret.llm.stats import ClientStats
 from autointerp.interpret.prompt import render_prompt
 from autointerp.interpret.prompt_version import DEFAULT_PROMPT, PromptVersion
 from autointerp.interpret.response import response_parser, response_schema
 from autointerp.schemas import ArchitectureInfo, ComponentData, InterpretationResult
+from autointerp.store import RunDir
 
 
 class ModelLabeller(Labeller):
     def __init__(
-        self, client: LLMClient, *, name: str = "claude", prompt: PromptVersion = DEFAULT_PROMPT
+        self, client: Completer, *, name: str = "claude", prompt: PromptVersion = DEFAULT_PROMPT
     ) -> None:
         self.client = client
         self.name = name
@@ -30,11 +31,15 @@ class ModelLabeller(Labeller):
         self, component: ComponentData, architecture: ArchitectureInfo
     ) -> InterpretationResult:
         prompt = render_prompt(component, architecture, self.prompt)
-        request = Request(system=prompt.system, user=prompt.user, schema=self._schema)
+        key = component.component_key
+        del component  # a batch may take hours: hold only the prompt meanwhile
+        request = Request(
+            system=prompt.system, user=prompt.user, schema=self._schema, tag=f"label {key}"
+        )
         done = await self.client.complete(request, self._parse)
         answer, usage = done.answer, done.usage
         return InterpretationResult(
-            component_key=component.component_key,
+            component_key=key,
             label=answer.label,
             confidence=answer.confidence,
             reasoning=answer.reasoning,
@@ -55,6 +60,9 @@ class ModelLabeller(Labeller):
 
     def stats(self) -> ClientStats:
         return self.client.stats()
+
+    def attach(self, run: RunDir) -> None:
+        self.client.attach(run.batches_dir)
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -99,6 +99,7 @@ class LabellingPool:
         self.workers = max(1, labeller.max_concurrent)
         self.budget_usd = budget_usd
         self.retry_failed = retry_failed
+        labeller.attach(run)
 
         reader = RunReader(run)
         ledger = reader.results()
@@ -282,7 +283,10 @@ class LabellingPool:
         return True
 
     def _over_budget(self) -> bool:
-        return self.budget_usd is not None and self.cost_usd() >= self.budget_usd
+        """Spent, plus what requests sent but not yet answered (batches) will cost."""
+        if self.budget_usd is None:
+            return False
+        return self.cost_usd() + self.labeller.stats().pending_cost_usd >= self.budget_usd
 
     async def _worker(
         self,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from typing import Any
 
 import anthropic
 import httpx2
@@ -70,16 +71,20 @@ class AnthropicProvider(Provider):
     async def aclose(self) -> None:
         await self._client.close()
 
+    def params(self, request: Request) -> dict[str, Any]:
+        """The Messages API parameters of `request` (also the `params` of a batch entry)."""
+        return {
+            "model": self.model,
+            "max_tokens": request.max_tokens,
+            "system": [self._system_block(request.system)],
+            "messages": [{"role": "user", "content": request.user}],
+            "output_config": {"format": {"type": "json_schema", "schema": request.schema}},
+        }
+
     async def send(self, request: Request) -> Reply:
         try:
             async with asyncio.timeout(self.timeout):  # the SDK's timeout is per read, not total
-                raw = await self._client.messages.with_raw_response.create(
-                    model=self.model,
-                    max_tokens=request.max_tokens,
-                    system=[self._system_block(request.system)],
-                    messages=[{"role": "user", "content": request.user}],
-                    output_config={"format": {"type": "json_schema", "schema": request.schema}},
-                )
+                raw = await self._client.messages.with_raw_response.create(**self.params(request))
                 self._read_ratelimit_headers(raw.headers)
                 message = await raw.parse()
         except anthropic.APIStatusError as e:
@@ -88,27 +93,17 @@ class AnthropicProvider(Provider):
         except (anthropic.APITimeoutError, TimeoutError) as e:
             raise Transient(f"request timed out ({type(e).__name__})") from None
         except anthropic.APIConnectionError as e:
-            if isinstance(e.__cause__, httpx2.ConnectError):
-                raise Transient(
-                    f"cannot reach the API at {self.base_url} ({e.message})", unreachable=True
-                ) from None
-            raise Transient("request connection failed (APIConnectionError)") from None
+            raise self._connection_error(e) from None
         except (json.JSONDecodeError, anthropic.APIResponseValidationError) as e:
             raise Transient(f"malformed response body ({type(e).__name__})") from None
+        return reply_of(message, request.max_tokens)
 
-        u = message.usage
-        used = Usage(
-            input_tokens=u.input_tokens,
-            output_tokens=u.output_tokens,
-            cache_creation_input_tokens=u.cache_creation_input_tokens or 0,
-            cache_read_input_tokens=u.cache_read_input_tokens or 0,
-        )
-        text = "".join(b.text for b in message.content if b.type == "text")
-        if message.stop_reason == "refusal":
-            raise Unusable("the model refused", used)
-        if message.stop_reason == "max_tokens":
-            raise Unusable(f"the answer was cut off at max_tokens ({request.max_tokens})", used)
-        return Reply(text, used)
+    def _connection_error(self, e: anthropic.APIConnectionError) -> Transient:
+        if isinstance(e.__cause__, httpx2.ConnectError):
+            return Transient(
+                f"cannot reach the API at {self.base_url} ({e.message})", unreachable=True
+            )
+        return Transient("request connection failed (APIConnectionError)")
 
     def _system_block(self, system: str) -> dict[str, object]:
         """The instructions, marked for caching only where the mark can pay: when they reach
@@ -156,6 +151,23 @@ class AnthropicProvider(Provider):
                     into[kind] = int(value)
                 except ValueError:
                     continue
+
+
+def reply_of(message: anthropic.types.Message, max_tokens: int) -> Reply:
+    """The text and usage of a message; `Unusable` for a refusal or a cut-off answer."""
+    u = message.usage
+    used = Usage(
+        input_tokens=u.input_tokens,
+        output_tokens=u.output_tokens,
+        cache_creation_input_tokens=u.cache_creation_input_tokens or 0,
+        cache_read_input_tokens=u.cache_read_input_tokens or 0,
+    )
+    text = "".join(b.text for b in message.content if b.type == "text")
+    if message.stop_reason == "refusal":
+        raise Unusable("the model refused", used)
+    if message.stop_reason == "max_tokens":
+        raise Unusable(f"the answer was cut off at max_tokens ({max_tokens})", used)
+    return Reply(text, used)
 
 
 def _error_parts(e: anthropic.APIStatusError) -> tuple[str, str]:

@@ -20,6 +20,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Generic, TypeVar
 
 from autointerp.interpret.llm.errors import (
@@ -28,6 +29,7 @@ from autointerp.interpret.llm.errors import (
     RequestFailed,
     Transient,
     Unusable,
+    redact,
 )
 from autointerp.interpret.llm.pricing import Price, Usage, cost_usd, warn_unknown_price
 from autointerp.interpret.llm.provider import Provider, Reply, Request, notify_when_sent
@@ -46,7 +48,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-MIN_SECRET_CHARS = 8
 CHARS_PER_TOKEN = 3.5
 """For the input-token estimate reserved against `--max-input-tpm` before sending."""
 
@@ -179,6 +180,9 @@ class LLMClient:
             last_error=self._last_error,
         )
 
+    def attach(self, state_dir: Path) -> None:
+        """Nothing is kept across starts: a request is answered or retried while it runs."""
+
     async def aclose(self) -> None:
         await self.provider.aclose()
 
@@ -278,7 +282,5 @@ class LLMClient:
         log.debug("model request failed: %s", self._last_error)
 
     def _redact(self, text: str) -> str:
-        """The key never appears in a message we make (a key too short to be one, such as a
-        placeholder, is left alone: replacing it would only garble the text)."""
-        secret = self.provider.secret
-        return text.replace(secret, "[redacted]") if len(secret) >= MIN_SECRET_CHARS else text
+        """The key never appears in a message we make."""
+        return redact(text, self.provider.secret)

@@ -52,3 +52,12 @@ class Unusable(Exception):
 
 class InvalidAnswer(ValueError):
     """The model's text does not parse as the task's answer (raised by a task's `parse`)."""
+
+
+MIN_SECRET_CHARS = 8
+
+
+def redact(text: str, secret: str) -> str:
+    """`text` without the API key (a key too short to be one, such as a placeholder, is left
+    alone: replacing it would only garble the text)."""
+    return text.replace(secret, "[redacted]") if len(secret) >= MIN_SECRET_CHARS else text

@@ -76,6 +76,20 @@ def cache_minimum_tokens(model: str) -> int | None:
     return None if match is None else CACHE_MINIMUM_TOKENS[match.group(1)]
 
 
+BATCH_DISCOUNT = 0.5
+"""The Message Batches API charges half the price of every token (cache reads and writes too)."""
+
+
+def batch_price(price: Price) -> Price:
+    """What a token costs through the Message Batches API."""
+    cache_read = price.cache_read_per_mtok
+    return Price(
+        price.input_per_mtok * BATCH_DISCOUNT,
+        price.output_per_mtok * BATCH_DISCOUNT,
+        cache_read_per_mtok=None if cache_read is None else cache_read * BATCH_DISCOUNT,
+    )
+
+
 def cost_usd(price: Price, usage: Usage) -> float:
     per_token_in = price.input_per_mtok / 1e6
     per_token_cache_read = (

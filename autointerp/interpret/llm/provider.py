@@ -26,6 +26,9 @@ class Request:
     user: str
     schema: dict[str, Any]
     max_tokens: int = DEFAULT_MAX_TOKENS
+    tag: str = ""
+    """What the request is for ("label <key>", "<scorer> <key>"): shown in batch entry ids so
+    that a batch can be read by eye; never part of what is sent."""
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,23 @@ from __future__ import annotations
 import msgspec
 
 
+class BatchProgress(msgspec.Struct):
+    """Where `--batch` stands: batches of this run directory, and this start's entries."""
+
+    submitted: int = 0
+    """Batches the server accepted (earlier starts included)."""
+    in_progress: int = 0
+    ended: int = 0
+    unresolved: int = 0
+    """Submissions whose answer was lost: being looked up on the server before any resubmission."""
+    queued: int = 0
+    """Requests waiting to be grouped into the next batch."""
+    waiting: int = 0
+    """Requests of this start waiting for their batch's results."""
+    eta_s: float | None = None
+    """Until the open batches end, from how long this run's batches took (None: none ended yet)."""
+
+
 class ClientStats(msgspec.Struct):
     """Every field is cheap to compute; built fresh on every call."""
 
@@ -31,3 +48,7 @@ class ClientStats(msgspec.Struct):
     """Left in our own `--max-rpm` window (None: no such budget); likewise the token budgets."""
     budget_input_tokens_remaining: float | None = None
     budget_output_tokens_remaining: float | None = None
+    pending_cost_usd: float = 0.0
+    """Estimated cost of requests sent but not yet answered (batches): counted against budgets."""
+    batch: BatchProgress | None = None
+    """Set by the batch client (`--batch`)."""

@@ -14,10 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from autointerp.interpret.llm.client import LLMClient
+from autointerp.interpret.llm.completer import Completer
 from autointerp.interpret.llm.errors import RequestFailed
 from autointerp.interpret.llm.pricing import Usage
 from autointerp.interpret.llm.provider import Request
+from autointerp.store import RunDir
 
 A = TypeVar("A")
 
@@ -107,6 +108,13 @@ class Answerer(ABC):
     @abstractmethod
     async def ask(self, ask: Ask[A], label: str) -> Asked[A]: ...
 
+    def pending_cost_usd(self) -> float:
+        """Estimated cost of questions asked but not yet answered (batches)."""
+        return 0.0
+
+    def attach(self, run: RunDir) -> None:  # noqa: B027 - optional hook
+        """The run scored: where a client keeps state across starts (batches)."""
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
 
@@ -114,7 +122,7 @@ class Answerer(ABC):
 class ModelAnswerer(Answerer):
     """Asks through the shared client: its pacing, retries, cost and budget cover scoring too."""
 
-    def __init__(self, client: LLMClient, name: str = "claude") -> None:
+    def __init__(self, client: Completer, name: str = "claude") -> None:
         self.client = client
         self.name = name
         self.model = client.model
@@ -125,6 +133,12 @@ class ModelAnswerer(Answerer):
         except RequestFailed as e:
             return Asked(None, str(e))
         return Asked(done.answer, None, done.usage, done.cost_usd)
+
+    def pending_cost_usd(self) -> float:
+        return self.client.stats().pending_cost_usd
+
+    def attach(self, run: RunDir) -> None:
+        self.client.attach(run.batches_dir)
 
     async def aclose(self) -> None:
         await self.client.aclose()

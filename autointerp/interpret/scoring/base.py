@@ -13,7 +13,7 @@ import random
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from autointerp.interpret.llm.pricing import Usage
@@ -83,7 +83,9 @@ async def score_component(
     plan = scorer.plan(label, heldout, trial_rng(heldout.component_key, scorer.name))
     asked: list[Asked[Any]] = []
     if plan is not None:
-        asked = list(await asyncio.gather(*(answerer.ask(a, label) for a in plan.asks)))
+        tag = f"{scorer.name} {heldout.component_key}"
+        asks = [replace(a, request=replace(a.request, tag=tag)) for a in plan.asks]
+        asked = list(await asyncio.gather(*(answerer.ask(a, label) for a in asks)))
     verdict = plan.finish(asked) if plan is not None else Verdict(Estimate.empty(), 0, {})
     usage = sum((a.usage for a in asked), Usage())
     costs = [a.cost_usd for a in asked]

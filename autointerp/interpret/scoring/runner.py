@@ -113,6 +113,7 @@ class ScoringRun:
         self.budget_usd = budget_usd
         self.workers = max(1, workers)
         self.read: LabelRead = read
+        answerer.attach(run)
         reader = RunReader(run)
         records = {s.name: reader.scores(s.name) for s in scorers}
         self.done = {name: set(r) for name, r in records.items()}
@@ -170,7 +171,10 @@ class ScoringRun:
         self.budget_usd = budget_usd
 
     def _over_budget(self) -> bool:
-        return self.budget_usd is not None and self._spent() >= self.budget_usd
+        """Spent, plus what questions asked but not yet answered (batches) will cost."""
+        if self.budget_usd is None:
+            return False
+        return self._spent() + self.answerer.pending_cost_usd() >= self.budget_usd
 
     # ---- running
     async def run(self) -> ScoringProgress:

@@ -134,7 +134,7 @@ def _labelling_text(view: View) -> str:
 
 
 def batch_text(batch: BatchProgress) -> str:
-    """`batches: 3 submitted · 1 in progress · 2 ended · ETA 12m`, and what waits."""
+    """`batches: 3 submitted · 1 in progress · 2 ended · ETA 0:12:00`."""
     text = (
         f"batches: {batch.submitted} submitted · {batch.in_progress} in progress"
         f" · {batch.ended} ended"
@@ -143,12 +143,17 @@ def batch_text(batch: BatchProgress) -> str:
         text += f" · {batch.unresolved} being looked up"
     if batch.in_progress or batch.unresolved:
         text += " · ETA " + (duration(batch.eta_s) if batch.eta_s is not None else "? (most <1h)")
-    return text + f" · {batch.waiting:,} requests waiting · {batch.queued:,} to send"
+    return text
 
 
 def _labelling_details(view: View, lab: LabellingView) -> list[str]:
     if lab.batch is not None:
-        lines = [batch_text(lab.batch) + f" · {lab.retries} retries"]
+        b = lab.batch
+        lines = [
+            batch_text(b),
+            f"requests: {b.waiting:,} waiting for results · {b.queued:,} to send"
+            f" · {lab.retries} retries",
+        ]
     else:
         lines = [
             f"in flight {lab.in_flight}/{lab.concurrency_limit}"
@@ -233,7 +238,12 @@ def plain_line(view: View) -> str:
         ]
         if lab.batch is not None:
             b = lab.batch
-            parts.append(f"batches={b.submitted}/{b.in_progress}/{b.ended}")
+            parts[-3] = f"waiting={b.waiting}"  # requests in batches, not in flight
+            parts += [
+                f"batches_submitted={b.submitted}",
+                f"batches_open={b.in_progress + b.unresolved}",
+                f"batches_ended={b.ended}",
+            ]
             if b.eta_s is not None and b.in_progress:
                 parts.append(f"batch_eta={duration(b.eta_s)}")
         if lab.scoring is not None:

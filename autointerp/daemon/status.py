@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import shlex
 import time
+from collections import Counter
 
 import msgspec
 
+from autointerp.errors import UserError
+from autointerp.interpret.llm.batch_ledger import BatchLedger
 from autointerp.interpret.scoring.summary import MeanScore, ScorerSummary, summarize
 from autointerp.schemas import LiveProgress
 from autointerp.store import RunDir, RunReader
@@ -40,6 +43,9 @@ class RunStatus(msgspec.Struct):
     scores: dict[str, MeanScore] = {}
     """Each scorer's mean over the scored components (from `scores/<scorer>.jsonl`)."""
     scoring_cost_usd: float = 0.0
+    batches: dict[str, int] = {}
+    """`--batch`: the run's Message Batches by status (submitting, in_progress, ended,
+    abandoned), from `interpretations/batches/`."""
 
 
 def collect(run: RunDir) -> RunStatus:
@@ -75,7 +81,18 @@ def collect(run: RunDir) -> RunStatus:
         live=reader.live_progress(),
         scores={name: s.overall for name, s in scores.items()},
         scoring_cost_usd=sum(s.cost_usd for s in scores.values()),
+        batches=_batches(run),
     )
+
+
+def _batches(run: RunDir) -> dict[str, int]:
+    if not run.batches_dir.is_dir():
+        return {}
+    try:
+        ledger = BatchLedger(run.batches_dir)
+    except UserError:
+        return {"unreadable": 1}
+    return dict(Counter(r.status for r in ledger.records.values()))
 
 
 def _scores(run: RunDir) -> dict[str, ScorerSummary]:
@@ -114,6 +131,12 @@ def describe(s: RunStatus, now: float | None = None) -> str:
         + ", ".join(map(str, s.resumed_from))
         + ")",
     ]
+    if s.batches:
+        b = s.batches
+        text = ", ".join(f"{n} {status.replace('_', ' ')}" for status, n in sorted(b.items()))
+        if b.get("in_progress") or b.get("submitting"):
+            text += " (open ones are polled, never resubmitted, by the next start)"
+        lines.append(f"batches    {text}")
     if live is not None:
         lines.append(f"live       as of {max(0.0, now - live.updated_at):.0f} s ago")
     for name, o in s.scores.items():

@@ -9,10 +9,12 @@ import sys
 import time
 from pathlib import Path
 
+import msgspec
 from rich.console import Console
 
 from autointerp.daemon.dashboard import Dashboard, clean, plain_line, render, summary_lines
 from autointerp.daemon.progress import LabelLine, LabellingView, SharedProgress, View
+from autointerp.interpret.llm.stats import BatchProgress
 from autointerp.interpret.scoring.runner import ScoringSnapshot
 from autointerp.interpret.scoring.summary import MeanScore
 from tests.daemon.runner import REPO, child_env, daemon_args
@@ -113,6 +115,25 @@ def test_scoring_shows_each_scorers_mean_interval_and_cost() -> None:
     assert "intruder 0.366 [0.325, 0.407] n=174" in text and "output — n=0" in text
     assert "scored=374" in plain_line(view) and "detection=0.667" in plain_line(view)
     assert "    detection 0.667 [0.648, 0.686] n=187" in summary_lines(view)
+
+
+def test_batches_show_their_counts_eta_and_waiting_requests() -> None:
+    batch = BatchProgress(
+        submitted=5, in_progress=2, ended=3, unresolved=1, queued=40, waiting=1200, eta_s=754.0
+    )
+    lab = dataclasses.replace(_view().labelling, batch=batch)  # type: ignore[type-var]
+    view = _view(labelling=lab)
+    text = _render(view, color=False)
+    shown = "batches: 5 submitted · 2 in progress · 3 ended · 1 being looked up · ETA 0:12:34"
+    assert shown in text
+    assert "requests: 1,200 waiting for results · 40 to send · 0 retries" in text
+    line = plain_line(view)
+    assert "waiting=1200" in line and "in_flight=" not in line
+    assert "batches_submitted=5 batches_open=3 batches_ended=3 batch_eta=0:12:34" in line
+    assert any(s.startswith("  batches: 5 submitted") for s in summary_lines(view))
+    fresh = msgspec.structs.replace(batch, eta_s=None, ended=0)
+    lab = dataclasses.replace(lab, batch=fresh)
+    assert "ETA ? (most <1h)" in _render(_view(labelling=lab), color=False)
 
 
 def test_dashboard_prints_plain_lines_periodically_when_not_a_terminal() -> None:

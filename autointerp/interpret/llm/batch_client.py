@@ -459,7 +459,8 @@ class BatchClient:
     async def _resolve_orphan(self, record: BatchRecord) -> None:
         """A submission whose answer never came: adopt the server's batch with exactly these
         entries, or, when the server has none that could be it, abandon the record."""
-        if time.time() - record.submitted_at < self.options.settle_s:
+        settle_s = self.options.settle_s if self.options.settle_s is not None else 120.0
+        if time.time() - record.submitted_at < settle_s:
             return
         known = self._require_ledger().known_batch_ids()
         wanted = set(record.custom_ids)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from autointerp.errors import UserError
@@ -29,9 +29,9 @@ class BatchOptions:
     """How often open batches are polled."""
     max_pending: int = 20_000
     """Most requests waiting for results at once (the pool's number of workers)."""
-    settle_s: float = 120.0
+    settle_s: float | None = None
     """How long after a submission whose answer was lost before the server's list is trusted
-    to show the batch if it was created."""
+    to show the batch if it was created (None: twice the request timeout)."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,10 @@ def build_client(options: ClientOptions) -> Completer:
         from autointerp.interpret.llm.batch_client import BatchClient
 
         assert isinstance(provider, AnthropicProvider)
-        return BatchClient(AnthropicBatches(provider), options.batch, price=price_for(options))
+        batch = options.batch
+        if batch.settle_s is None:
+            batch = replace(batch, settle_s=2.0 * options.timeout_s)
+        return BatchClient(AnthropicBatches(provider), batch, price=price_for(options))
     return LLMClient(
         provider,
         max_concurrent=options.max_concurrent,

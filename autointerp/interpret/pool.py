@@ -306,8 +306,10 @@ class LabellingPool:
             key = component.component_key
             self._taken.add(key)
             self._in_flight += 1
+            labelling = self.labeller.label(component, self.architecture)
+            del component  # a batch may take hours: the labeller keeps only what it sends
             try:
-                result = await self.labeller.label(component, self.architecture)
+                result = await labelling
             except RequestFailed as e:
                 await self._record_failure(failures, key, str(e))
             except FatalAPIError as e:

@@ -8,11 +8,11 @@ again), HTTP faults on the batch endpoints, answers dropped after a batch was cr
 and a slow `create` (a window in which the batch exists but the client has no id yet).
 
 Where each kill landed is read from the run directory just before it: `submission` (a batch
-record without an id), `results` (labels being written from an ended batch), `polling` (a batch
-open), `other` (start-up, grouping). Reported, from the server's own accounting: batches created,
-entries paid twice (resubmitted while an earlier copy had succeeded or was still running),
-components lost or labelled twice, and the recorded cost over the list price of what the server
-billed (0.5 is half price, exactly).
+record of this start without an id yet), `results` (labels of this start written), `polling`
+(a batch open, or an earlier orphan being looked up), `other` (start-up, grouping).
+Reported, from the server's own accounting: batches created, entries paid twice (resubmitted
+while an earlier copy had succeeded or was still running), components lost or labelled twice,
+and the recorded cost over the list price of what the server billed (0.5 is half price).
 """
 
 from __future__ import annotations
@@ -32,15 +32,16 @@ from tests.daemon.test_batch_daemon import KEY, batch_args, lines, records, refu
 from tests.interpret.fake_batches import FakeBatchServer
 
 
-def where(run_dir: Path, labelled_before: int) -> str:
+def where(run_dir: Path, labelled_before: int, known: set[str]) -> str:
+    """What the daemon was doing: records and labels new since it started say."""
     run = tiny_run(run_dir)
     recs = records(run)
-    if any(r.status == "submitting" for r in recs):
+    if any(r.status == "submitting" and r.local_id not in known for r in recs):
         return "submission"
     if lines(run.results_path) > labelled_before:
         return "results"
-    if any(r.status == "in_progress" for r in recs):
-        return "polling"
+    if any(r.status in ("in_progress", "submitting") for r in recs):
+        return "polling"  # an open batch, or an earlier orphan being looked up
     return "other"
 
 
@@ -67,6 +68,7 @@ def one_round(seed: int, kills: int, workdir: Path) -> dict[str, object]:
         started = time.monotonic()
         for _ in range(kills):
             before = lines(run.results_path)
+            known = {r.local_id for r in records(run)}
             proc = spawn(data, *batch_args(), env=env, log=log)
             deadline = time.monotonic() + rng.uniform(1.0, 4.0)  # ~1 s of it is start-up
             while proc.poll() is None and time.monotonic() < deadline:
@@ -74,7 +76,7 @@ def one_round(seed: int, kills: int, workdir: Path) -> dict[str, object]:
             if proc.poll() is not None:
                 hits["exited"] += 1
                 break
-            hits[where(data, before)] += 1
+            hits[where(data, before, known)] += 1
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=30)
         final = spawn(data, *batch_args(), env=env, log=log)

@@ -184,3 +184,21 @@ def test_batch_mistakes_are_one_message_before_any_work(
     assert done.returncode == 2, done.stderr
     assert message in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "tiny").exists()
+
+
+def test_the_budget_counts_what_waits_in_batches(tmp_path: Path) -> None:
+    """20,000 requests may wait at once: the budget counts their estimated cost as they are
+    asked, so it stops new components instead of being overrun by what is in flight."""
+    budget = 0.005  # a few labels at the batch price
+    with FakeBatchServer(seed=4, process_s=0.3) as srv:
+        env = child_env(ANTHROPIC_API_KEY=KEY, ANTHROPIC_BASE_URL=srv.base_url)
+        done = run_child(tmp_path, *batch_args(), "--budget-usd", str(budget), env=env)
+        assert done.returncode == 0, done.stderr[-3000:]
+        billed = Usage(**srv.billed_usage())
+    labels = results(tiny_run(tmp_path))
+    alive = {c.component_key for c in components(tiny_run(tmp_path)) if c.firing_count > 0}
+    spent = sum(r.cost_usd for r in labels)
+    assert 0 < len(labels) < len(alive)
+    assert spent == pytest.approx(cost_usd(batch_price(HAIKU_4_5), billed))
+    assert spent <= budget
+    assert "budget" in done.stdout + done.stderr

@@ -3,18 +3,21 @@ URL; once anything got through, connection failures are ordinary retries; any ta
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx2
 import msgspec
 import pytest
 
 from autointerp.interpret.llm.anthropic import AnthropicProvider
 from autointerp.interpret.llm.client import LLMClient
 from autointerp.interpret.llm.errors import FatalAPIError, InvalidAnswer, RequestFailed
-from autointerp.interpret.llm.provider import Request
+from autointerp.interpret.llm.provider import Request, notify_when_sent, wire_send_hooks
 from autointerp.interpret.llm.retry import RetryPolicy
 from tests.interpret.fake_api import FakeMessagesServer
 
@@ -125,3 +128,26 @@ async def test_any_task_plugs_in_its_own_schema_and_parser() -> None:
     assert stats.requests == 2 and stats.retries == 1
     assert done.usage.input_tokens == 2 * once.usage.input_tokens > 0  # both attempts count
     assert done.cost_usd is not None and done.cost_usd > 0
+
+
+async def test_a_request_counts_once_its_body_has_gone_not_from_its_first_byte() -> None:
+    """Headers out, then the body held up (the event loop busy elsewhere, a garbage
+    collection): the server has the request, and counts it, only once the body arrives."""
+    body_sent: list[float] = []
+    marked: list[float] = []
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b'{"model":'
+        await asyncio.sleep(0.3)
+        yield b' "m"}'
+        body_sent.append(time.monotonic())
+
+    with FakeMessagesServer() as srv:
+        async with httpx2.AsyncClient(event_hooks=wire_send_hooks()) as http:
+            with notify_when_sent(lambda: marked.append(time.monotonic())):
+                await http.post(
+                    f"{srv.base_url}/v1/messages", content=body(), headers={"content-length": "14"}
+                )
+        assert srv.requests[0].body == {"model": "m"}  # the server read the whole request
+    assert len(marked) == 1
+    assert marked[0] >= body_sent[0]  # not 0.3 s before the server could have had it

@@ -140,6 +140,47 @@ async def test_a_request_the_server_refused_is_given_back() -> None:
     assert clock.now() - t0 < 5.0  # not the 60 s a counted request would cost
 
 
+async def test_a_give_back_after_later_requests_went_returns_only_what_they_left() -> None:
+    """The refusal came back after the next request had gone: the server counted that one, so
+    the budget is the bucket without the refused request, not one request fuller than now."""
+    clock = ScaledClock(scale=600.0)
+    limiter = RateLimiter(RateLimits(max_rpm=1, headroom=1.0), clock)
+    refused = await limiter.acquire(1, 1)
+    await limiter.acquire(1, 1)  # a minute later, when the bucket let it
+    sent = clock.now()
+    await clock.sleep(1.0)
+    refused.give_back()  # the 429/529/5xx of the first arrives now
+    await limiter.acquire(1, 1)
+    assert clock.now() - sent >= 60.0 - 1.0  # not at once, a second after the last one went
+
+
+async def test_a_give_back_wakes_the_requests_waiting_for_budget() -> None:
+    clock = ScaledClock(scale=60.0)  # the minute a counted request costs takes 1 s
+    limiter = RateLimiter(RateLimits(max_rpm=1, headroom=1.0), clock)
+    refused = await limiter.acquire(1, 1)
+    waiting = asyncio.create_task(limiter.acquire(1, 1))
+    await clock.sleep(3.0)
+    assert not waiting.done()  # the bucket is empty for another 57 s
+    t0 = clock.now()
+    refused.give_back()
+    await asyncio.wait_for(waiting, timeout=2.0)
+    assert clock.now() - t0 < 20.0  # at once, not 57 s later when its sleep would have ended
+
+
+async def test_a_faster_rate_from_the_headers_wakes_the_requests_waiting() -> None:
+    clock = ScaledClock(scale=60.0)
+    limiter = RateLimiter(RateLimits(headroom=1.0), clock)  # no budget of our own
+    limiter.follow({"requests": 1})
+    await limiter.acquire(1, 1)
+    waiting = asyncio.create_task(limiter.acquire(1, 1))
+    await clock.sleep(3.0)
+    assert not waiting.done()
+    t0 = clock.now()
+    limiter.follow({"requests": 6000})  # the server's limit was raised: 100 per second
+    await asyncio.wait_for(waiting, timeout=2.0)
+    assert clock.now() - t0 < 20.0
+
+
 async def test_a_request_counts_from_when_it_went_on_the_wire() -> None:
     clock = ScaledClock(scale=600.0)
     limiter = RateLimiter(RateLimits(max_rpm=1, headroom=1.0), clock)

@@ -73,12 +73,12 @@ class Provider(ABC):
 _ON_SENT: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar(
     "on_sent", default=None
 )
-"""Called when the current task's request headers go on the wire (after connection set-up)."""
+"""Called when the current task's request has gone on the wire (after connection set-up)."""
 
 
 @contextmanager
 def notify_when_sent(callback: Callable[[], None]) -> Iterator[None]:
-    """Within this block, the request this task sends calls `callback` as it leaves."""
+    """Within this block, the request this task sends calls `callback` once it has left."""
     token = _ON_SENT.set(callback)
     try:
         yield
@@ -89,12 +89,14 @@ def notify_when_sent(callback: Callable[[], None]) -> Iterator[None]:
 def wire_send_hooks() -> dict[str, list[Callable[..., Any]]]:
     """`event_hooks` for an httpx/httpx2 client that report the moment a request is sent.
 
-    Pacing counts a request from when the server can first see it; connection set-up (DNS, TLS)
-    before that must not count against the budget window.
+    Pacing counts a request from when the server has it all: connection set-up (DNS, TLS) before
+    that must not count against the budget window, and a request whose headers went out but
+    whose body waited (the event loop busy elsewhere, a garbage collection) reaches the server
+    only with its body, so counting it from its first byte could place the next one too close.
     """
 
     async def trace(event: str, info: dict[str, object]) -> None:
-        if event.endswith("send_request_headers.started"):
+        if event.endswith(("send_request_body.complete", "send_request_body.failed")):
             callback = _ON_SENT.get()
             if callback is not None:
                 callback()

@@ -5,12 +5,15 @@ requests per minute may be enforced as one request per second. So are ours (`Buc
 budget admits `rate` units per second with a burst of at most one second's worth (one request),
 run a little below the limit (`RateLimits.headroom`) so that jitter on the way to the server
 never puts two requests closer than the server allows. A request is counted from the moment it
-goes on the wire when the HTTP client reports it (`Ticket.mark_sent`), so a slow connection
-set-up cannot bunch requests up at the server. Token amounts are taken from an estimate before
+has gone on the wire (its body sent) when the HTTP client reports it (`Ticket.mark_sent`), so a
+slow connection set-up or a stall between its headers and its body cannot bunch requests up at
+the server. Token amounts are taken from an estimate before
 sending and corrected to the real usage when the answer comes. Where the server's
 `*-ratelimit-*-limit` headers say less than our settings (or we have none), we follow them.
 A request the server answered with an error status (429, 529, 5xx) did not count against its
-limit, and it is given back. A `retry-after` pauses every request, not just the one that got
+limit, and it is given back: the bucket becomes what it would be had the request never been
+sent, never fuller (the requests sent after it still count), and requests waiting for budget
+are woken to use it at once. A `retry-after` pauses every request, not just the one that got
 it. Concurrency follows AIMD: halve on overload (429/529), grow by one per window of successes.
 The clock is injectable so tests need not wait in real time.
 """
@@ -106,6 +109,8 @@ class Ticket:
     time once known."""
     on_settled: Callable[[], None] | None = None
     """Called once the request is over, whatever its outcome (the startup probe's end)."""
+    on_given_back: Callable[[Ticket], None] | None = None
+    """Returns the request to the limiter's request budget (`RateLimiter._give_back`)."""
 
     def mark_sent(self, now: float) -> None:
         if self.requests is not None:
@@ -126,7 +131,11 @@ class Ticket:
 
     def give_back(self) -> None:
         """The server refused or failed the request before counting it: nothing was used."""
-        if self.requests is not None:
+        if self.settled:
+            return
+        if self.on_given_back is not None:
+            self.on_given_back(self)
+        elif self.requests is not None:
             self.requests.correct(-1.0)
         self.settle(0, 0)
 
@@ -179,8 +188,11 @@ class RateLimiter:
             self._heard.set()
         self._probing = False
         self._recent_requests: deque[list[float]] = deque(maxlen=RECENT_REQUESTS)
-        """When recent requests were taken: a request budget made from the server's header
-        counts them, so that the request after the first answer does not go at once."""
+        """When recent requests were counted (taken, then moved to when they were sent): a
+        request budget made from the server's header counts them, so that the request after the
+        first answer does not go at once, and a give-back replays the ones sent after it."""
+        self._changed = asyncio.Event()
+        """Set (and replaced) when budget comes back early, to wake the requests waiting."""
 
     def _bucket(self, kind: str, per_second: float) -> Bucket:
         rate = per_second * self.limits.headroom
@@ -197,6 +209,47 @@ class RateLimiter:
     @property
     def output_tokens(self) -> Bucket | None:
         return self.buckets.get("output")
+
+    def _notify(self) -> None:
+        """Budget came back (or the rate rose): the waiters work out their wait again."""
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep `seconds` on the clock, or until `_notify`, whichever comes first."""
+        changed = self._changed
+        sleeping = asyncio.ensure_future(self.clock.sleep(seconds))
+        woken = asyncio.ensure_future(changed.wait())
+        try:
+            await asyncio.wait({sleeping, woken}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeping.cancel()
+            woken.cancel()
+
+    def _give_back(self, ticket: Ticket) -> None:
+        """The server did not count this request: the request budget becomes what it would be
+        had it never been sent. Taking the request out of the bucket's history and replaying
+        the rest: the requests counted after it keep their place (a bucket that filled up to
+        its capacity while they were sent did not hold the returned request), so the budget
+        comes back only where it was not spent since. (Simply moving the bucket back by one
+        request would let a request go at once after another that was sent a moment ago.)"""
+        bucket = self.requests
+        counted = ticket.counted
+        if bucket is None or not counted:
+            return
+        for i, entry in enumerate(self._recent_requests):
+            if entry is counted:
+                del self._recent_requests[i]
+                break
+        else:
+            return  # too old to replay what came after it: keep it counted
+        at = counted[0]
+        later = sorted(t for (t,) in self._recent_requests if t >= at)
+        floor = max(
+            (t + (len(later) - i) / bucket.rate for i, t in enumerate(later)), default=-math.inf
+        )
+        bucket.tat = max(bucket.tat - 1.0 / bucket.rate, floor)
+        self._notify()
 
     def pause(self, seconds: float) -> None:
         """Hold every request (including retries) for `seconds` from now."""
@@ -227,6 +280,7 @@ class RateLimiter:
                 self.buckets[kind] = fresh
             else:
                 bucket.set_rate(fresh.rate, fresh.capacity, now)
+                self._notify()  # a faster rate may let a waiting request go sooner
 
     def _wait_time(self, amounts: dict[str, float], now: float) -> float:
         waits = [self.paused_until - now]
@@ -248,7 +302,7 @@ class RateLimiter:
                 wait = self._wait_time(amounts, now)
                 if wait <= 0:
                     break
-                await self.clock.sleep(wait)
+                await self._sleep(wait)
         except BaseException:
             if probe:
                 self._heard.set()  # the probe never went: nobody may wait for its answer
@@ -265,6 +319,7 @@ class RateLimiter:
             est_input=float(est_input),
             est_output=float(est_output),
             on_settled=self._heard.set if probe else None,
+            on_given_back=self._give_back,
         )
 
     def remaining(self, kind: str) -> float | None:

@@ -291,8 +291,9 @@ def test_any_fault_script_keeps_the_invariant_and_restart_only_retries_failures(
         assert len(results) == len(set(results)) and len(failures) == len(set(failures))
         assert not set(results) & set(failures)
         assert set(results) | set(failures) == alive_keys(comps)
-        with FakeMessagesServer() as srv:
-            await run_pool(run, claude(srv, max_concurrent=concurrency), comps)
+        with FakeMessagesServer() as srv:  # no faults: a generous timeout, so no resend on a
+            # loaded machine (a request past 0.25 s would be retried and counted twice)
+            await run_pool(run, claude(srv, max_concurrent=concurrency, timeout=30.0), comps)
             assert Counter(srv.keys_requested()) == Counter(failures)
         assert sorted(files(run)[0]) == sorted(alive_keys(comps))
 

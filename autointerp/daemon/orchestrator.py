@@ -34,10 +34,15 @@ Feeder = Callable[[Emit | None], None]
 """Runs in a worker thread and emits components (emit None: nobody labels, just run)."""
 
 
+MAX_QUEUED_COMPONENTS = 1_024
+"""With `--batch` the pool has 20,000 workers, each taking a component at once: a longer queue
+would only hold more whole components in memory."""
+
+
 def queue_size_for(max_concurrent: int) -> int:
     """Components waiting for a worker: enough to keep every worker busy, few enough that a
     slow API holds finalize back instead of letting the queue hold every component."""
-    return 2 * max_concurrent + 16
+    return min(2 * max_concurrent + 16, MAX_QUEUED_COMPONENTS)
 
 
 @dataclass(frozen=True)

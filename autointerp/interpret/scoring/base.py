@@ -80,10 +80,12 @@ async def score_component(
     scorer: Scorer, answerer: Answerer, label: str, heldout: HeldOutData
 ) -> ScoreRecord:
     """Run `scorer` on one component. Raises `FatalAPIError` when the API cannot be used."""
-    plan = scorer.plan(label, heldout, trial_rng(heldout.component_key, scorer.name))
+    key = heldout.component_key
+    plan = scorer.plan(label, heldout, trial_rng(key, scorer.name))
+    del heldout  # a batch may take hours: the plan keeps only the windows it asks about
     asked: list[Asked[Any]] = []
     if plan is not None:
-        tag = f"{scorer.name} {heldout.component_key}"
+        tag = f"{scorer.name} {key}"
         asks = [replace(a, request=replace(a.request, tag=tag)) for a in plan.asks]
         asked = list(await asyncio.gather(*(answerer.ask(a, label) for a in asks)))
     verdict = plan.finish(asked) if plan is not None else Verdict(Estimate.empty(), 0, {})
@@ -91,7 +93,7 @@ async def score_component(
     costs = [a.cost_usd for a in asked]
     e = verdict.estimate
     return ScoreRecord(
-        component_key=heldout.component_key,
+        component_key=key,
         scorer=scorer.name,
         score=e.value,
         ci_low=e.low,

@@ -235,8 +235,10 @@ class ScoringRun:
                 continue
             label = label_text(scorer, result, self.read)
             self.progress.in_flight += 1
+            scoring = score_component(scorer, self.answerer, label, heldout)
+            del heldout  # held by the plan's windows only, while the answers take their time
             try:
-                record = await score_component(scorer, self.answerer, label, heldout)
+                record = await scoring
             except FatalAPIError:
                 self.stop("fatal")
                 raise

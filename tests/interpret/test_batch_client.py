@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +21,11 @@ from autointerp.interpret.llm.anthropic import AnthropicProvider
 from autointerp.interpret.llm.anthropic_batches import AnthropicBatches
 from autointerp.interpret.llm.batch_client import BatchClient, entry_id
 from autointerp.interpret.llm.batch_ledger import BatchLedger
-from autointerp.interpret.llm.errors import InvalidAnswer, RequestFailed
+from autointerp.interpret.llm.errors import FatalAPIError, InvalidAnswer, RequestFailed
 from autointerp.interpret.llm.options import BatchOptions
 from autointerp.interpret.llm.pricing import HAIKU_4_5, Usage, batch_price, cost_usd
 from autointerp.interpret.llm.provider import Request
+from autointerp.interpret.llm.retry import RetryPolicy
 from tests.interpret.fake_batches import FakeBatchServer
 
 SECRET = "sk-ant-batch-test-secret-0123456789"
@@ -173,3 +176,20 @@ async def test_the_key_is_in_no_error_and_no_ledger_file(tmp_path: Path) -> None
         await c.aclose()
     assert all(isinstance(d, RequestFailed) and SECRET not in str(d) for d in done)
     assert all(SECRET.encode() not in p.read_bytes() for p in tmp_path.iterdir())
+
+
+async def test_an_unreachable_api_stops_the_run_naming_the_url(tmp_path: Path) -> None:
+    """Nothing ever got through: the run stops after the bound instead of waiting forever."""
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    provider = AnthropicProvider(MODEL, base_url=f"http://127.0.0.1:{port}", timeout=2.0)
+    retry = RetryPolicy(unreachable_give_up_s=0.5, base_delay_s=0.05)
+    c = BatchClient(AnthropicBatches(provider), FAST, retry=retry)
+    c.attach(tmp_path)
+    t0 = time.monotonic()
+    with pytest.raises(FatalAPIError, match=f"cannot reach the API at http://127.0.0.1:{port}"):
+        await asyncio.wait_for(c.complete(request(0), parse), timeout=20)
+    await c.aclose()
+    assert time.monotonic() - t0 < 5.0
+    assert {r.status for r in BatchLedger(tmp_path).records.values()} == {"abandoned"}

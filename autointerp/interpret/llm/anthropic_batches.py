@@ -65,6 +65,11 @@ class AnthropicBatches(BatchAPI):
             if 400 <= e.status_code < 500:
                 raise self.provider._classify(e) from None  # refused: nothing was created
             raise SubmitUncertain(f"HTTP {e.status_code} on submission") from None
+        except anthropic.APIConnectionError as e:
+            failed = self.provider._connection_error(e)
+            if failed.unreachable:
+                raise failed from None  # no connection was made: nothing was created
+            raise SubmitUncertain(f"no answer to the submission ({type(e).__name__})") from None
         except (anthropic.APIError, TimeoutError, json.JSONDecodeError) as e:
             raise SubmitUncertain(f"no answer to the submission ({type(e).__name__})") from None
         return batch.id

@@ -50,10 +50,6 @@ class BatchState:
     canceled: int = 0
     expired: int = 0
 
-    @property
-    def done(self) -> int:
-        return self.total - self.processing
-
 
 @dataclass(frozen=True)
 class EntryResult:

@@ -27,7 +27,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -58,12 +58,13 @@ from autointerp.interpret.llm.pricing import (
     warn_unknown_price,
 )
 from autointerp.interpret.llm.provider import Request
-from autointerp.interpret.llm.retry import RetryPolicy
+from autointerp.interpret.llm.retry import Reachability, RetryPolicy
 from autointerp.interpret.llm.stats import BatchProgress, ClientStats
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+A = TypeVar("A")
 
 CUSTOM_ID_MAX = 64
 DIGEST_CHARS = 20
@@ -137,9 +138,9 @@ class BatchClient:
         self._submitting: set[str] = set()
         self._not_orphans: set[str] = set()
         """Server batches already checked against an orphan record and found not to be it."""
-        self._states: dict[str, BatchState] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._fatal: FatalAPIError | None = None
+        self._reachability = Reachability(self.retry.unreachable_give_up_s)
         self._last_error: str | None = None
         self._output_estimate = 200.0
         self._n = _Counters()
@@ -351,14 +352,16 @@ class BatchClient:
         record = ledger.intend([e.custom_id for e in entries], time.time())
         self._submitting.add(record.local_id)
         try:
-            batch_id = await self.api.submit(entries)
+            batch_id = await self._call(self.api.submit(entries))
         except SubmitUncertain as e:
             self._note_error(f"batch submission uncertain, will look it up: {e}")
             return  # stays `submitting`: the poller finds it or abandons it
         except Transient as e:
             self._abandon(record, f"refused: {e.reason}")
             self._note_error(e.reason)
-            await asyncio.sleep(min(self.retry.max_delay_s, e.retry_after or 5.0))
+            await asyncio.sleep(
+                min(self.retry.max_delay_s, e.retry_after or self.retry.base_delay_s)
+            )
             return
         except RequestFailed as e:
             self._abandon(record, f"rejected: {e}", reroute=False)
@@ -412,11 +415,10 @@ class BatchClient:
                 await self._resolve_orphan(record)
                 continue
             try:
-                state = await self.api.state(record.batch_id)
+                state = await self._call(self.api.state(record.batch_id))
             except BatchGone as e:
                 self._abandon(record, str(e))
                 continue
-            self._states[record.local_id] = state
             if state.ended:
                 self._ended(record, state)
         for local_id in list(self._need_results):
@@ -444,7 +446,7 @@ class BatchClient:
     async def _read_results(self, record: BatchRecord) -> None:
         assert record.batch_id is not None
         try:
-            results = await self.api.results(record.batch_id)
+            results = await self._call(self.api.results(record.batch_id))
         except BatchGone as e:
             results = [EntryResult(cid, "expired", error=str(e)) for cid in record.custom_ids]
         self._store_results(record, results)
@@ -466,7 +468,7 @@ class BatchClient:
         wanted = set(record.custom_ids)
         candidates = [
             s
-            for s in await self.api.created_since(record.submitted_at - CLOCK_SLACK_S)
+            for s in await self._call(self.api.created_since(record.submitted_at - CLOCK_SLACK_S))
             if s.batch_id not in known
             and s.batch_id not in self._not_orphans
             and s.total == len(wanted)
@@ -474,7 +476,7 @@ class BatchClient:
         for state in candidates:
             if not state.ended:
                 continue  # its entries can only be read once it has ended
-            results = await self.api.results(state.batch_id)
+            results = await self._call(self.api.results(state.batch_id))
             if {r.custom_id for r in results} != wanted:
                 self._not_orphans.add(state.batch_id)
                 continue
@@ -487,6 +489,19 @@ class BatchClient:
             return
         if not any(not s.ended for s in candidates):
             self._abandon(record, "the server has no batch with these entries: submitting again")
+
+    async def _call(self, awaitable: Awaitable[A]) -> A:
+        """One call to the batch endpoint. Connection failures while nothing has ever got
+        through stop the run after `RetryPolicy.unreachable_give_up_s`, naming the URL."""
+        try:
+            answer = await awaitable
+        except Transient as e:
+            fatal = self._reachability.check(e, time.monotonic())
+            if fatal is not None:
+                raise FatalAPIError(self._redact(str(fatal))) from None
+            raise
+        self._reachability.answered()
+        return answer
 
     # ---- bookkeeping
     def _estimate(self, request: Request) -> float:

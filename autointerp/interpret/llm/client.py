@@ -41,7 +41,7 @@ from autointerp.interpret.llm.ratelimit import (
     RateLimits,
     Ticket,
 )
-from autointerp.interpret.llm.retry import MAX_RETRY_AFTER_S, RetryPolicy
+from autointerp.interpret.llm.retry import MAX_RETRY_AFTER_S, Reachability, RetryPolicy
 from autointerp.interpret.llm.stats import ClientStats
 
 log = logging.getLogger(__name__)
@@ -100,8 +100,7 @@ class LLMClient:
         self._sent_times: deque[float] = deque()  # requests of the last minute
         self._recent: deque[tuple[float, int]] = deque()  # (time, tokens) of the last minute
         self._last_error: str | None = None
-        self._ever_answered = False
-        self._unreachable_since: float | None = None
+        self._reachability = Reachability(self.retry.unreachable_give_up_s)
         self._fatal: FatalAPIError | None = None
 
     @property
@@ -221,8 +220,7 @@ class LLMClient:
 
     # ---- bookkeeping
     def _account(self, used: Usage, ticket: Ticket) -> None:
-        self._ever_answered = True
-        self._unreachable_since = None
+        self._reachability.answered()
         self._concurrency.on_success()
         ticket.settle(used.input_tokens + used.cache_creation_input_tokens, used.output_tokens)
         self._output_estimate = 0.8 * self._output_estimate + 0.2 * used.output_tokens
@@ -243,20 +241,9 @@ class LLMClient:
 
     def _check_reachable(self, e: Transient) -> None:
         """Stop the run when connections have failed for a while and none ever succeeded."""
-        if not e.unreachable or self._ever_answered:
-            return
-        now = self.clock.now()
-        if self._unreachable_since is None:
-            self._unreachable_since = now
-        waited = now - self._unreachable_since
-        if waited >= self.retry.unreachable_give_up_s:
-            self._fatal = FatalAPIError(
-                self._redact(
-                    f"{e.reason}; no request has got through in {waited:.0f} s. Check "
-                    "--base-url (or the provider's base-URL variable, e.g. ANTHROPIC_BASE_URL) "
-                    "and the network"
-                )
-            )
+        fatal = self._reachability.check(e, self.clock.now())
+        if fatal is not None:
+            self._fatal = FatalAPIError(self._redact(str(fatal)))
             raise self._fatal
 
     async def _backoff(self, e: Transient, attempt: int) -> None:
@@ -268,9 +255,9 @@ class LLMClient:
             return
         ceiling = min(self.retry.max_delay_s, self.retry.base_delay_s * 2 ** (attempt - 1))
         delay = self._rng.uniform(ceiling / 2, ceiling)
-        if e.unreachable and not self._ever_answered and self._unreachable_since is not None:
+        deadline = self._reachability.deadline(e)
+        if deadline is not None:
             # Wake in time to give up when the deadline comes, not a long backoff after it.
-            deadline = self._unreachable_since + self.retry.unreachable_give_up_s
             delay = min(delay, max(0.0, deadline - self.clock.now()) + 0.05)
         if e.overload:
             self._limiter.pause(delay)  # the server is saturated: everyone waits

@@ -26,6 +26,28 @@ def test_rejected_key_exits_1_with_a_message_and_keeps_the_harvest(tmp_path: Pat
     assert state(run).batches_done == 12  # the harvest pass is checkpointed, not lost
 
 
+def test_a_spend_limit_mid_run_stops_with_the_reason_and_keeps_every_label(
+    tmp_path: Path,
+) -> None:
+    """The organization's monthly limit comes as a 429 `rate_limit_error` with
+    `enforced_spend_limit_reached` and no retry-after: retried as a rate limit it would never
+    end. The daemon stops once, says why, and keeps the labels it was paid for."""
+    paid = 4
+    script = [None] * paid + [Fault.SPEND_LIMIT] * 200
+    with FakeMessagesServer(faults=script) as server:
+        done = run_child(
+            tmp_path,
+            *("--labeller", "claude", "--base-url", server.base_url, "--max-concurrent", "1"),
+            env=child_env(ANTHROPIC_API_KEY=KEY),
+        )
+        refused = server.outcomes().count("spend_limit")
+    assert done.returncode == 1, done.stderr
+    assert "spend limit reached" in done.stderr and "Traceback" not in done.stderr
+    assert refused == 1  # stopped at the first refusal, no retry storm
+    assert KEY not in done.stderr + done.stdout
+    assert len(results(tiny_run(tmp_path))) == paid
+
+
 def test_budget_stops_labelling_but_finalize_completes_and_a_restart_finishes(
     tmp_path: Path,
 ) -> None:

@@ -48,6 +48,9 @@ class Fault(StrEnum):
     AUTH = "auth"  # 401
     PERMISSION = "permission"  # 403
     BILLING = "billing"  # 400: credit balance too low
+    SPEND_LIMIT = "spend_limit"  # 429 enforced_spend_limit_reached, no retry-after
+    ON_HOLD = "on_hold"  # 403, details.error_code organization_on_hold
+    RAMP_LIMIT = "ramp_limit"  # 429, details.error_code ramp_limit_exceeded, with retry-after
 
 
 TRANSIENT_FAULTS = (
@@ -325,7 +328,20 @@ _ERRORS: dict[Fault, tuple[int, str, str]] = {
         "invalid_request_error",
         "Your credit balance is too low to access the Anthropic API.",
     ),
+    Fault.SPEND_LIMIT: (
+        429,
+        "rate_limit_error",
+        "You have reached your organization's monthly usage limit.",
+    ),
+    Fault.ON_HOLD: (403, "permission_error", "Your organization has been disabled."),
+    Fault.RAMP_LIMIT: (429, "rate_limit_error", "Usage is increasing too quickly."),
 }
+_ERROR_CODES: dict[Fault, str] = {
+    Fault.SPEND_LIMIT: "enforced_spend_limit_reached",
+    Fault.ON_HOLD: "organization_on_hold",
+    Fault.RAMP_LIMIT: "ramp_limit_exceeded",
+}
+"""`error.details.error_code` of the errors that carry one (the SDK's `ErrorDetails`)."""
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -356,8 +372,18 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client gave up (a timeout): nothing to answer
 
-    def _error(self, status: int, kind: str, message: str, headers: dict[str, str]) -> None:
-        body = {"type": "error", "error": {"type": kind, "message": message}}
+    def _error(
+        self,
+        status: int,
+        kind: str,
+        message: str,
+        headers: dict[str, str],
+        error_code: str | None = None,
+    ) -> None:
+        error: dict[str, Any] = {"type": kind, "message": message}
+        if error_code is not None:
+            error["details"] = {"error_code": error_code}
+        body = {"type": "error", "error": error}
         self._send(status, json.dumps(body).encode(), headers)
 
     def do_POST(self) -> None:
@@ -391,12 +417,12 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(fake.slow_s)
         if fault in _ERRORS:
             status, kind, message = _ERRORS[fault]
-            if fault is Fault.RATE_LIMIT:
+            if fault in (Fault.RATE_LIMIT, Fault.RAMP_LIMIT):
                 headers |= {
                     "retry-after-ms": str(math.ceil(fake.retry_after_s * 1000)),
                     "retry-after": str(max(1, math.ceil(fake.retry_after_s))),
                 }
-            self._error(status, kind, message, headers)
+            self._error(status, kind, message, headers, _ERROR_CODES.get(fault))
             return
         if fault is Fault.NOT_JSON:
             self._send(200, b"<html>upstream gateway hiccup</html>", headers)

@@ -163,6 +163,8 @@ async def test_persistent_transient_faults_give_up_with_a_label_error() -> None:
         (Fault.AUTH, "rejected the key in ANTHROPIC_API_KEY"),
         (Fault.PERMISSION, "may not use"),
         (Fault.BILLING, "spend limit or credit"),
+        (Fault.SPEND_LIMIT, "spend limit reached"),
+        (Fault.ON_HOLD, "on hold"),
     ],
 )
 async def test_fatal_errors_stop_at_once_and_never_show_the_key(
@@ -180,6 +182,15 @@ async def test_fatal_errors_stop_at_once_and_never_show_the_key(
     assert words in str(err.value)
     for text in (str(err.value), repr(err.value), caplog.text, str(stats)):
         assert SECRET not in text
+
+
+async def test_a_ramp_limit_is_waited_out_not_fatal() -> None:
+    """A 429 whose `error_code` is `ramp_limit_exceeded` says usage grew too fast: wait as told
+    and go on (unlike a spend limit, the other 429 with a code, which stops the run)."""
+    with FakeMessagesServer(faults=[Fault.RAMP_LIMIT], retry_after_s=0.05) as srv:
+        result = await label_one(srv)
+        assert len(srv.requests) == 2
+    assert result.label.startswith("fake label")
 
 
 def test_a_missing_key_is_a_user_error_naming_the_variable(

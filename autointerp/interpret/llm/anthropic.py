@@ -119,6 +119,9 @@ class AnthropicProvider(Provider):
         status = e.status_code
         kind, message = _error_parts(e)
         reason = f"HTTP {status} {kind}: {message}"
+        code = _error_code(e)
+        if code in STOPPING_ERROR_CODES:
+            return FatalAPIError(f"{STOPPING_ERROR_CODES[code]} ({reason}, {code})")
         if status == 401:
             return FatalAPIError(
                 f"the API at {self.base_url} rejected the key in {API_KEY_ENV} ({reason}); "
@@ -168,6 +171,28 @@ def reply_of(message: anthropic.types.Message, max_tokens: int) -> Reply:
     if message.stop_reason == "max_tokens":
         raise Unusable(f"the answer was cut off at max_tokens ({max_tokens})", used)
     return Reply(text, used)
+
+
+STOPPING_ERROR_CODES = {
+    "enforced_spend_limit_reached": "spend limit reached: the organization's monthly usage limit "
+    "for its tier; no request can succeed until it resets or the tier rises",
+    "contract_spend_limit_reached": "spend limit reached: the contract's spend limit",
+    "linked_organization_spend_limit_reached": "spend limit or credit exhausted in the linked "
+    "organization",
+    "linked_organization_billing_unavailable": "billing unavailable in the linked organization",
+    "organization_on_hold": "the organization is on hold",
+}
+"""`error.details.error_code`s after which no request can succeed. A spend limit comes as a
+429 `rate_limit_error` with no `retry-after`: retried as a rate limit it would fail forever."""
+
+
+def _error_code(e: anthropic.APIStatusError) -> str | None:
+    """`error.details.error_code` from an error body (the SDK's `ErrorDetails`), if any."""
+    body = e.body
+    error = body.get("error", body) if isinstance(body, dict) else None
+    details = error.get("details") if isinstance(error, dict) else None
+    code = details.get("error_code") if isinstance(details, dict) else None
+    return code if isinstance(code, str) else None
 
 
 def _error_parts(e: anthropic.APIStatusError) -> tuple[str, str]:

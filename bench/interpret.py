@@ -7,7 +7,9 @@ of requests (429, 529, 500, dropped connections, non-JSON bodies, slow answers p
 refusals, max_tokens stops, invalid JSON). The real SDK and the real pool label N components into
 a temporary run directory (windows x limit components). Reported: labels per minute over the whole
 run; the share of the server's limit that became labels (requests the server accepted and answered
-with a label in the first windows-1 windows, over the most it accepts in that time); requests the
+with a label in the first windows-1 windows, over the most it accepts in that time); the share of
+the limit the client sent in that time, faulted requests included, and how many of those were
+faulted (labels / limit cannot exceed sent / limit times the unfaulted share); requests the
 server refused with 429; and the time from start (before the labeller is built) to the first
 request.
 
@@ -52,6 +54,13 @@ class Row:
     of_limit: float
     """Answered requests the server accepted in the first (windows - 1) windows, over the most it
     allows in that time: the share of the limit that became labels."""
+    sent_of_limit: float
+    """Requests sent in the same time (faulted ones included), over the same most: the share of
+    the limit the client used. Labels / limit can be at most this times the share of requests
+    that were not faulted."""
+    faulted: float
+    """Share of the requests sent in that time that the server faulted (429 from the bucket
+    excluded)."""
     first_request_ms: float
     seconds: float
 
@@ -106,6 +115,8 @@ async def scenario(
         first = min(r.at for r in srv.requests)
         horizon = first + (windows - 1) * window
         useful = sum(r.outcome == "ok" and r.at < horizon for r in srv.requests)
+        sent = [r.outcome for r in srv.requests if r.at < horizon]
+        injected = sum(o not in ("ok", "rate_limited") for o in sent)
         results, _ = read_jsonl(run.results_path, InterpretationResult)
     snap = pool.snapshot()
     elapsed = end - t0
@@ -120,6 +131,8 @@ async def scenario(
         ),
         per_minute=len(results) / elapsed * 60,
         of_limit=useful / ((windows - 1) * limit),
+        sent_of_limit=len(sent) / ((windows - 1) * limit),
+        faulted=injected / max(1, len(sent)),
         first_request_ms=first_request * 1000,
         seconds=elapsed,
     )
@@ -130,14 +143,15 @@ def table(rows: list[Row], limit: int, window: float) -> str:
         f"Server limit: {limit} requests per {window:g} s "
         f"({limit / window * 60:.0f}/min); latency log-normal, median 120 ms.\n\n"
         "| scenario | labels | failed | requests | 429 from limit | 429 once steady "
-        "| labels/min (whole run) | labels / limit | start → first request | time |\n"
-        "|---|---|---|---|---|---|---|---|---|---|\n"
+        "| labels/min (whole run) | labels / limit | sent / limit | faulted "
+        "| start → first request | time |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     lines = [
         f"| {r.scenario} | {r.labels} | {r.failed} | {r.requests} | {r.refused} "
         f"| {r.refused_steady} "
-        f"| {r.per_minute:.0f} | {r.of_limit:.2f} | {r.first_request_ms:.0f} ms "
-        f"| {r.seconds:.1f} s |"
+        f"| {r.per_minute:.0f} | {r.of_limit:.2f} | {r.sent_of_limit:.2f} | {r.faulted:.0%} "
+        f"| {r.first_request_ms:.0f} ms | {r.seconds:.1f} s |"
         for r in rows
     ]
     return head + "\n".join(lines)

@@ -13,8 +13,9 @@ drawn at random with probability `fault_rate` from `fault_kinds`. `rate_limit=(n
 enforces `n` requests per `window_s` the way the real API's limiter counts: a bucket refilled
 continuously at n / window_s requests per second holding at most `bucket_capacity` (default 1:
 60 per minute is one per second); a request that finds it empty is answered 429 (with
-`retry-after` and `retry-after-ms`). Faulted requests are not counted, as an error status from
-the real API is not. `latency` is a fixed delay in seconds or a function of a `random.Random`.
+`retry-after` and `retry-after-ms`). Requests answered with an error status or a dropped
+connection are not counted; served ones are, faulted or not (`COUNTED_FAULTS`: a refusal is a
+200 the real API counts). `latency` is a fixed delay in seconds or a function of a `random.Random`.
 Success bodies are full Message objects (so the SDK's strict validation passes), with the four
 usage fields and `request-id` / `anthropic-ratelimit-*` headers.
 """
@@ -62,6 +63,9 @@ TRANSIENT_FAULTS = (
     Fault.NOT_JSON,
 )
 CONTENT_FAULTS = (Fault.REFUSAL, Fault.MAX_TOKENS, Fault.INVALID_JSON)
+COUNTED_FAULTS = frozenset((Fault.SLOW, Fault.NOT_JSON, *CONTENT_FAULTS))
+"""Faults the rate limiter counts like an answer: the request was served (a 200, or an answer
+the client stopped waiting for). Error statuses and dropped connections are not counted."""
 
 _KEY_LINE = re.compile(r"^Component: (.+)$", re.MULTILINE)
 
@@ -230,7 +234,7 @@ class FakeMessagesServer:
                 fault = s.rng.choice(list(s.fault_kinds))
             else:
                 fault = None
-            if s.rate_limit is not None and fault is None:
+            if s.rate_limit is not None and (fault is None or fault in COUNTED_FAULTS):
                 rate = self._refill(record.at)
                 if s.level < 1.0:
                     record.outcome = "rate_limited"

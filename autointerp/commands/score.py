@@ -79,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
     if not run_dir.results_path.exists():
         raise UserError(f"{run_dir.results_path} is missing: label the run first")
     answerer, why = _answerer(args)
-    print(f"autointerp: scoring with {answerer.name} {answerer.model} ({why})", file=sys.stderr)
+    who = answerer.name if answerer.name == answerer.model else f"{answerer.name} {answerer.model}"
+    print(f"autointerp: scoring with {who} ({why})", file=sys.stderr)
     scorers = [SCORERS[n]() for n in names]
     from autointerp.daemon.runtime import run_async
 

@@ -27,10 +27,10 @@ class LabellingOptions:
     """Total cost of the run (earlier starts included) after which no new request is sent."""
     retry_failed: bool = True
     prompt: PromptVersion = DEFAULT_PROMPT
-    scorers: tuple[str, ...] = ()
-    """Scorers run on each label as soon as it is written (`--score`); none by default."""
     """`v2` asks for both sides (what the component responds to and what it does); `v1` for one
     line, as before."""
+    scorers: tuple[str, ...] = ()
+    """Scorers run on each label as soon as it is written (`--score`); none by default."""
 
     def describe(self) -> str:
         if self.labeller == "offline":

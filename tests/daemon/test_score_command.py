@@ -42,7 +42,7 @@ def test_offline_scoring_writes_one_record_per_component_and_scorer_once(tmp_pat
     labelled = {r.component_key for r in results(tiny_run(tmp_path))}
     done = score(tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "scoring with offline offline (no ANTHROPIC_API_KEY)" in done.stderr
+    assert "scoring with offline (no ANTHROPIC_API_KEY)" in done.stderr
     for scorer in SCORERS:
         keys = Counter(r.component_key for r in records(tmp_path, scorer))
         assert set(keys) == labelled and set(keys.values()) == {1}, scorer

@@ -24,6 +24,7 @@ from autointerp.interpret.base import Labeller
 from autointerp.interpret.llm.errors import FatalAPIError, RequestFailed
 from autointerp.interpret.llm.stats import ClientStats
 from autointerp.interpret.scoring.runner import ScoringProgress, ScoringRun, ScoringSnapshot
+from autointerp.interpret.stoppable import get_unless_stopped
 from autointerp.schemas import (
     ArchitectureInfo,
     ComponentData,
@@ -249,21 +250,10 @@ class LabellingPool:
     # ---- workers
     async def _next(self, queue: asyncio.Queue[ComponentData | None]) -> ComponentData | None:
         """The next component, or None at the end of the queue or once stopping."""
-        if self._stopping.is_set():
+        got = await get_unless_stopped(queue, self._stopping)
+        if got is None:
             return None
-        get = asyncio.ensure_future(queue.get())
-        stopped = asyncio.ensure_future(self._stopping.wait())
-        try:
-            await asyncio.wait({get, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopped.cancel()
-            if not get.done():
-                get.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await get
-        if get.cancelled():
-            return None
-        item = get.result()
+        (item,) = got
         if item is None or self._stopping.is_set():
             # Leave the end marker (or the unprocessed item) for whoever reads next.
             with contextlib.suppress(asyncio.QueueFull):

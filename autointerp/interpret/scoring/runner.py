@@ -31,6 +31,7 @@ from autointerp.interpret.scoring.summary import (
     score_range,
     summarize,
 )
+from autointerp.interpret.stoppable import get_unless_stopped
 from autointerp.schemas import InterpretationResult, ScoreRecord
 from autointerp.store import HeldOutLookup, RunDir, RunReader
 
@@ -202,21 +203,10 @@ class ScoringRun:
         return self.progress
 
     async def _next(self) -> Pair | None:
-        if self._stopping.is_set():
+        got = await get_unless_stopped(self._queue, self._stopping)
+        if got is None:
             return None
-        get = asyncio.ensure_future(self._queue.get())
-        stopped = asyncio.ensure_future(self._stopping.wait())
-        try:
-            await asyncio.wait({get, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopped.cancel()
-            if not get.done():
-                get.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await get
-        if get.cancelled():
-            return None
-        item = get.result()
+        (item,) = got
         if item is None:
             self._queue.put_nowait(None)  # the end marker stays for the other workers
         return None if self._stopping.is_set() else item

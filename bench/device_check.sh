@@ -10,6 +10,7 @@
 #     --implementation cp --platform manylinux_2_17_x86_64 -d .whl msgspec==0.23.0
 # then run, with carry [".whl"]:  bash bench/device_check.sh
 # Outputs land in $OUT (the device tool brings them back): tests.log, gpu.log, gpu.json,
+# profile/<shape>.txt (the kernels of one update),
 # checkpoint.log. Each step has its own timeout; the whole stays under 9 minutes.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -26,5 +27,5 @@ python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_devic
 timeout 120 python3 -m pytest -q -p no:cacheprovider -k cuda \
     tests/harvest tests/sources/test_synthetic_source.py 2>&1 | tee "$OUT/tests.log"
 timeout 300 python3 -m bench.gpu --batches 8 --daemon-batches 30 --checkpoint-every 20 \
-    --tmp /tmp --json "$OUT/gpu.json" 2>&1 | tee -a "$OUT/gpu.log"
+    --tmp /tmp --json "$OUT/gpu.json" --profile "$OUT/profile" 2>&1 | tee -a "$OUT/gpu.log"
 timeout 100 python3 -m bench.checkpoint --device cuda 2>&1 | tee "$OUT/checkpoint.log"

@@ -13,6 +13,8 @@ gated rank-one components, made at run time, no downloads):
    synchronises at every stage boundary, so it is kept apart from the throughput figure).
 3. `finalize` of everything, and one checkpoint as a pass takes it (`CheckpointWriter`): how long
    it holds the harvest (on CUDA a snapshot to pinned memory), and how long the write then runs.
+With `--profile DIR`, one more update per shape runs under torch's profiler and its table of
+operators and kernels by time goes to `DIR/<shape>.txt`.
 4. The whole daemon (`autointerp daemon synthetic:<shape> --labeller offline`) in a subprocess:
    harvest tokens/s from its first batch to its last (its state and log), and the checkpoint
    durations it logged.
@@ -106,6 +108,8 @@ def measure_engine(shape: str, device: torch.device, args: argparse.Namespace) -
         h.update(tokens, ci, probs)
     per_batch = {k: v / args.stage_batches for k, v in h.timer.seconds.items()}
     h.timer = None
+    if args.profile:
+        profile_update(h, source, next(batches), device, Path(args.profile) / f"{shape}.txt")
     records, finalize_s = timed(device, lambda: sum(1 for _ in finalize(h, source.decode)))
     assert records == h.n_components
     with tempfile.TemporaryDirectory(dir=args.tmp) as d:
@@ -134,6 +138,27 @@ def measure_engine(shape: str, device: torch.device, args: argparse.Namespace) -
         checkpoint_gib=size,
         stages=per_batch,
     )
+
+
+def profile_update(
+    h: Harvester, source: Any, tokens: torch.Tensor, device: torch.device, out: Path
+) -> None:
+    """One update under torch's profiler: the operators (and on CUDA the kernels) that take
+    its time, as a table in `out`, so that one run on a lent GPU says where to work next."""
+    from torch.profiler import ProfilerActivity, profile
+
+    ci, probs = source.step(tokens)
+    sync(device)
+    activities = [ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(ProfilerActivity.CUDA)
+    with profile(activities=activities) as prof:
+        h.update(tokens, ci, probs)
+        sync(device)
+    key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(prof.key_averages().table(sort_by=key, row_limit=30, max_name_column_width=60))
+    print(f"profile of one update: {out}", flush=True)
 
 
 def measure_daemon(row: Row, device: torch.device, args: argparse.Namespace) -> None:
@@ -200,6 +225,7 @@ def main() -> None:
     parser.add_argument("--checkpoint-every", type=float, default=60.0)
     parser.add_argument("--tmp", default=None, help="where checkpoints are written")
     parser.add_argument("--json", help="also write the rows here")
+    parser.add_argument("--profile", help="write a profile of one update per shape here")
     args = parser.parse_args()
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"

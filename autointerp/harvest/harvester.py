@@ -160,12 +160,13 @@ class Harvester:
                 f"output_probs must be [{b}, {s}, {self.vocab_size}], got {tuple(probs.shape)}"
             )
         tokens = tokens.to(self.device, torch.int64)
-        if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= self.vocab_size):
-            raise UserError(
-                f"token ids must lie in [0, {self.vocab_size}); got "
-                f"[{int(tokens.min())}, {int(tokens.max())}]: take vocab_size from the input "
-                "embedding's num_embeddings, not from the tokenizer"
-            )
+        if tokens.numel():
+            lo, hi = torch.stack(torch.aminmax(tokens)).tolist()  # one host round trip, not two
+            if lo < 0 or hi >= self.vocab_size:
+                raise UserError(
+                    f"token ids must lie in [0, {self.vocab_size}); got [{lo}, {hi}]: take "
+                    "vocab_size from the input embedding's num_embeddings, not from the tokenizer"
+                )
         return tokens, ci.to(self.device), probs.to(self.device)
 
     def _update(self, tokens: torch.Tensor, ci: torch.Tensor, probs: torch.Tensor) -> None:

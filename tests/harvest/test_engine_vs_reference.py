@@ -7,6 +7,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from autointerp.errors import UserError
 from autointerp.harvest import Harvester, finalize
 from autointerp.harvest.harvester import INT32_LIMIT
 from tests.harvest.helpers import (
@@ -76,6 +77,17 @@ def test_single_token_batch_and_dead_components():
     assert example.ci_values == [0.0, 0.0, 0.699999988079071, 0.0, 0.0]
     assert example.active_pos == 2
     assert got[0].correlations.precision == [("b:0", 1.0)]
+
+
+@pytest.mark.parametrize("bad", [-1, 2])
+def test_a_token_id_outside_the_vocabulary_is_refused_with_the_range(bad: int) -> None:
+    h = Harvester([("a", 2)], 2, 0.5, 1, 1, "cpu", 0)
+    ci, probs = torch.ones(1, 2, 2), torch.full((1, 2, 2), 0.5)
+    with pytest.raises(
+        UserError, match=rf"must lie in \[0, 2\); got \[{min(bad, 0)}, {max(bad, 1)}\]"
+    ):
+        h.update(torch.tensor([[bad, 0 if bad > 0 else 1]]), ci, probs)
+    assert h.n_tokens == 0  # nothing was counted
 
 
 def _many_cofirings() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

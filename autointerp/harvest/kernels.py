@@ -60,6 +60,16 @@ def mask_product_float(a_t: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a_t.to(torch.float32) @ b.to(torch.float32)).to(torch.int32)
 
 
+def padded_int_mm(a_t: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """`torch._int_mm(a_t, b)` in the shapes cuBLASLt's int8 GEMM takes: more than 16 rows and
+    inner and outer sizes that are multiples of 8, zero-padded (zeros add nothing) and cropped.
+    Used on CUDA; the CPU's kernel takes any shape, so the tests run this on the CPU too."""
+    q, r = a_t.shape
+    n = b.shape[1]
+    qp, rp, np_ = max(17, q), max(16, _round_up(r, 8)), max(8, _round_up(n, 8))
+    return torch._int_mm(_pad_to(a_t, qp, rp), _pad_to(b, rp, np_))[:q, :n]
+
+
 def mask_product(a_t: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """`a_t @ b` for int8 0/1 masks `a_t` [Q, R] and `b` [R, N]: exact int32 counts [Q, N].
 
@@ -72,10 +82,7 @@ def mask_product(a_t: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     try:
         if kind != "cuda":
             return torch._int_mm(_canonical(a_t), _canonical(b))
-        q, r = a_t.shape
-        n = b.shape[1]
-        qp, rp, np_ = max(17, q), max(16, _round_up(r, 8)), max(8, _round_up(n, 8))
-        return torch._int_mm(_pad_to(a_t, qp, rp), _pad_to(b, rp, np_))[:q, :n]
+        return padded_int_mm(a_t, b)
     except RuntimeError as e:
         log.warning("int8 GEMM unavailable on %s (%s): counting with float32 matmuls", kind, e)
         _INT_MM_FAILED.add(kind)

@@ -12,6 +12,7 @@ from autointerp.harvest.kernels import (
     csr_rows,
     mask_product,
     mask_product_float,
+    padded_int_mm,
 )
 
 
@@ -24,6 +25,7 @@ def test_mask_products_are_exact(q: int, r: int, n: int, seed: int) -> None:
     want = a.t().to(torch.int64) @ b.to(torch.int64)
     assert torch.equal(mask_product(a.t(), b).to(torch.int64), want)
     assert torch.equal(mask_product_float(a.t(), b).to(torch.int64), want)
+    assert torch.equal(padded_int_mm(a.t(), b).to(torch.int64), want)
 
 
 @settings(max_examples=40, deadline=None)
@@ -42,6 +44,8 @@ def test_mask_products_of_row_and_column_slices(q, r, n, skip, seed) -> None:
     b = (torch.rand(r, n + skip, generator=g) < 0.5).to(torch.int8)[:, skip:]
     want = a_t.to(torch.int64) @ b.to(torch.int64)
     assert torch.equal(mask_product(a_t, b).to(torch.int64), want)
+    # The CUDA path's padding and cropping, run here on the CPU's kernel.
+    assert torch.equal(padded_int_mm(a_t, b).to(torch.int64), want)
 
 
 @settings(max_examples=30, deadline=None)

@@ -5,11 +5,14 @@ at Pile shape on an H200). A snapshot holds it only for a copy: on CUDA, non-blo
 into pinned host buffers and one synchronize (about 25 GB/s); on a CPU, a memory copy. The
 checkpoint is then written from the snapshot in the background while the harvest goes on.
 
-The buffers are allocated once per pass (pinned allocation of tens of GiB takes seconds) and
-reused by every checkpoint; `prepare` allocates them in a background thread when the pass
-starts, so that the first checkpoint does not stall for it either. They need as much host memory
-as the tables (on CUDA rounded up to powers of two: torch's pinned allocator rounds each block),
-so `snapshot_refusal` says when that does not fit and the caller writes synchronously instead.
+The buffers are allocated once per pass (pinning tens of GiB takes seconds) and reused by every
+checkpoint; `prepare` allocates them in a background thread when the pass starts, so that the
+first checkpoint does not stall for it either. They need exactly as much host memory as the
+tables, so `snapshot_refusal` says when that does not fit and the caller writes synchronously
+instead. On CUDA they are ordinary host tensors pinned in place with `cudaHostRegister`, not
+`pin_memory=True`: torch's pinned allocator rounds every block up to a power of two, which at
+117k components x 50k tokens would pin 160 GiB for 117 GiB of tables. Where registering fails
+the buffers stay pageable: the copy is slower, never wrong (it is synchronised either way).
 """
 
 from __future__ import annotations
@@ -43,16 +46,35 @@ def available_host_bytes() -> int | None:
     return None
 
 
-def _pinned_block(nbytes: int) -> int:
-    """Bytes torch's caching host allocator reserves for a pinned block of `nbytes`."""
-    return 1 << max(0, nbytes - 1).bit_length() if nbytes else 0
-
-
 def snapshot_bytes(harvester: Harvester) -> int:
-    """Host memory a snapshot of `harvester` takes on its device."""
-    pinned = harvester.device.type == "cuda"
-    sizes = [t.nbytes for t in state_sections(harvester).values()]
-    return sum(_pinned_block(n) if pinned else n for n in sizes)
+    """Host memory a snapshot of `harvester` takes: its tables' own size, on any device."""
+    return sum(t.nbytes for t in state_sections(harvester).values())
+
+
+def pin_in_place(buffer: torch.Tensor) -> bool:
+    """Page-lock `buffer`'s memory for fast device copies (`cudaHostRegister`); False where the
+    driver refuses (then it stays pageable). Undo with `unpin` before the buffer is freed."""
+    if buffer.nbytes == 0:
+        return False
+    try:
+        cudart = torch.cuda.cudart()
+        error = cudart.cudaHostRegister(buffer.data_ptr(), buffer.nbytes, 0)
+    except (AttributeError, RuntimeError) as e:
+        log.warning("snapshot buffers stay pageable (cudaHostRegister unavailable: %s)", e)
+        return False
+    code = int(getattr(error, "value", error))
+    if code != 0:
+        # Clear this thread's last CUDA error, or torch's next launch check would report it.
+        clear = getattr(cudart, "cudaGetLastError", None)
+        if clear is not None:
+            clear()
+        log.warning("snapshot buffers stay pageable (cudaHostRegister returned %d)", code)
+        return False
+    return True
+
+
+def unpin(buffer: torch.Tensor) -> None:
+    torch.cuda.cudart().cudaHostUnregister(buffer.data_ptr())
 
 
 def snapshot_refusal(need: int, available: int | None) -> str | None:
@@ -74,6 +96,8 @@ class HostSnapshot:
     def __init__(self, device: torch.device) -> None:
         self.device = device
         self._buffers: dict[str, torch.Tensor] = {}
+        self._pinned: list[torch.Tensor] = []
+        """Buffers registered with CUDA: unregistered in `release`, before they are freed."""
         self._preparing: threading.Thread | None = None
         self._prepare_error: BaseException | None = None
 
@@ -92,10 +116,20 @@ class HostSnapshot:
         self._preparing.start()
 
     def _allocate(self, shape: torch.Size, dtype: torch.dtype) -> torch.Tensor:
-        if self.device.type == "cuda":
-            return torch.empty(shape, dtype=dtype, pin_memory=True)
         # Touch every page now rather than during the first copy (which the harvest waits for).
-        return torch.zeros(shape, dtype=dtype)
+        buffer = torch.zeros(shape, dtype=dtype)
+        if self.device.type == "cuda" and pin_in_place(buffer):
+            self._pinned.append(buffer)
+        return buffer
+
+    def _drop(self, name: str) -> None:
+        buffer = self._buffers.pop(name, None)
+        if buffer is None:
+            return
+        for i, pinned in enumerate(self._pinned):
+            if pinned is buffer:
+                unpin(self._pinned.pop(i))
+                break
 
     def wait_ready(self) -> None:
         """Wait for `prepare`'s allocation (raising its error)."""
@@ -114,7 +148,7 @@ class HostSnapshot:
         for name, live in state_sections(harvester).items():
             buffer = self._buffers.get(name)
             if buffer is None or buffer.shape != live.shape or buffer.dtype != live.dtype:
-                self._buffers.pop(name, None)  # e.g. counts promoted to int64: free the old one
+                self._drop(name)  # e.g. counts promoted to int64: free the old one
                 buffer = self._buffers[name] = self._allocate(live.shape, live.dtype)
             buffer.copy_(live, non_blocking=cuda)
             sections[name] = buffer
@@ -128,4 +162,5 @@ class HostSnapshot:
             self._preparing.join()
             self._preparing = None
         self._prepare_error = None
-        self._buffers.clear()
+        for name in list(self._buffers):
+            self._drop(name)

@@ -13,7 +13,7 @@ from autointerp.harvest import Harvester, HarvestPass, finalize, load_checkpoint
 from autointerp.harvest import writer as writer_module
 from autointerp.harvest.checkpoint import Commit, read_manifest
 from autointerp.harvest.config import HarvestOptions, harvest_config, reconcile_config
-from autointerp.harvest.snapshot import HostSnapshot
+from autointerp.harvest.snapshot import HostSnapshot, snapshot_bytes
 from autointerp.harvest.writer import CheckpointWriter
 from autointerp.store import RunDir, RunLock, StateFile
 from tests.daemon.tiny_source import TinySource
@@ -62,6 +62,54 @@ def test_background_write_is_the_state_at_the_snapshot_exactly(tmp_path: Path) -
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_background_write_from_pinned_snapshot_on_cuda(tmp_path: Path) -> None:
     _check_background_round_trip(tmp_path, "cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_snapshot_buffers_on_cuda_are_pinned_in_place_at_their_exact_size() -> None:
+    h = harvest(make_stream(*STREAM_ARGS)[:2], _new("cuda"))
+    snapshot = HostSnapshot(torch.device("cuda"))
+    snapshot.prepare(h)
+    view = snapshot.take(h)
+    assert all(t.is_pinned() for t in view.sections.values() if t.nbytes)
+    assert snapshot_bytes(h) == sum(t.nbytes for t in view.sections.values())
+    snapshot.release()
+
+
+class _Cudart:
+    """Records cudaHostRegister / cudaHostUnregister (this machine has no CUDA to pin with)."""
+
+    def __init__(self, refuse: bool) -> None:
+        self.refuse = refuse
+        self.registered: list[int] = []
+        self.unregistered: list[int] = []
+
+    def cudaHostRegister(self, ptr: int, nbytes: int, flags: int) -> int:
+        if self.refuse:
+            return 2  # cudaErrorMemoryAllocation
+        self.registered.append(ptr)
+        return 0
+
+    def cudaHostUnregister(self, ptr: int) -> int:
+        self.unregistered.append(ptr)
+        return 0
+
+
+@pytest.mark.parametrize("refuse", [False, True])
+def test_every_buffer_pinned_for_a_snapshot_is_unpinned_once_before_it_is_freed(
+    monkeypatch: pytest.MonkeyPatch, refuse: bool
+) -> None:
+    cudart = _Cudart(refuse)
+    monkeypatch.setattr(torch.cuda, "cudart", lambda: cudart)
+    h = harvest(make_stream(*STREAM_ARGS)[:2], _new())
+    snapshot = HostSnapshot(torch.device("cuda"))  # only its buffers' pinning is exercised
+    snapshot.prepare(h)
+    snapshot.wait_ready()
+    # Exactly the tables' size: no power-of-two rounding.
+    assert snapshot_bytes(h) == sum(t.nbytes for t in snapshot._buffers.values())
+    pinned = list(cudart.registered)
+    assert len(pinned) == (0 if refuse else sum(1 for t in snapshot._buffers.values() if t.nbytes))
+    snapshot.release()
+    assert sorted(cudart.unregistered) == sorted(pinned)
 
 
 def test_a_checkpoint_requested_during_a_write_waits_for_it(tmp_path: Path) -> None:

@@ -14,7 +14,8 @@ gated rank-one components, made at run time, no downloads):
 3. `finalize` of everything, and one checkpoint as a pass takes it (`CheckpointWriter`): how long
    it holds the harvest (on CUDA a snapshot to pinned memory), and how long the write then runs.
 With `--profile DIR`, one more update per shape runs under torch's profiler and its table of
-operators and kernels by time goes to `DIR/<shape>.txt`.
+operators and kernels by time goes to `DIR/<shape>.txt`; on CUDA another runs in torch's sync
+debug mode, and the lines of our code where the host waited for the GPU are listed after it.
 4. The whole daemon (`autointerp daemon synthetic:<shape> --labeller offline`) in a subprocess:
    harvest tokens/s from its first batch to its last (its state and log), and the checkpoint
    durations it logged.
@@ -32,6 +33,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,7 +112,10 @@ def measure_engine(shape: str, device: torch.device, args: argparse.Namespace) -
     per_batch = {k: v / args.stage_batches for k, v in h.timer.seconds.items()}
     h.timer = None
     if args.profile:
-        profile_update(h, source, next(batches), device, Path(args.profile) / f"{shape}.txt")
+        try:  # a profile that fails must not cost the shape's figures
+            profile_update(h, source, next(batches), device, Path(args.profile) / f"{shape}.txt")
+        except Exception as e:
+            print(f"profile of one update failed: {e!r}", flush=True)
     records, finalize_s = timed(device, lambda: sum(1 for _ in finalize(h, source.decode)))
     assert records == h.n_components
     with tempfile.TemporaryDirectory(dir=args.tmp) as d:
@@ -156,9 +162,31 @@ def profile_update(
         h.update(tokens, ci, probs)
         sync(device)
     key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    text = prof.key_averages().table(sort_by=key, row_limit=30, max_name_column_width=60)
+    if device.type == "cuda":
+        text += "\n" + host_syncs(h, source, tokens, device)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(prof.key_averages().table(sort_by=key, row_limit=30, max_name_column_width=60))
+    out.write_text(text)
     print(f"profile of one update: {out}", flush=True)
+
+
+def host_syncs(h: Harvester, source: Any, tokens: torch.Tensor, device: torch.device) -> str:
+    """Where one update waits for the GPU (torch's sync debug mode), by line of our code."""
+    ci, probs = source.step(tokens)
+    sync(device)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            h.update(tokens, ci, probs)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    where = Counter(
+        f"{Path(w.filename).name}:{w.lineno}" for w in caught if "synchroniz" in str(w.message)
+    )
+    lines = [f"host synchronisations in one update: {sum(where.values())}"]
+    lines += [f"  {n:5d}  {place}" for place, n in where.most_common()]
+    return "\n".join(lines) + "\n"
 
 
 def measure_daemon(row: Row, device: torch.device, args: argparse.Namespace) -> None:

@@ -11,7 +11,7 @@ first checkpoint does not stall for it either. They need exactly as much host me
 tables, so `snapshot_refusal` says when that does not fit and the caller writes synchronously
 instead. On CUDA they are ordinary host tensors pinned in place with `cudaHostRegister`, not
 `pin_memory=True`: torch's pinned allocator rounds every block up to a power of two, which at
-117k components x 50k tokens would pin 160 GiB for 117 GiB of tables. Where registering fails
+100k components x 50k tokens would pin 162.9 GiB for 96.3 GiB of state. Where registering fails
 the buffers stay pageable: the copy is slower, never wrong (it is synchronised either way).
 """
 

@@ -223,7 +223,8 @@ class Harvester:
             # the position-major list is faster than reading the mask column by column).
             order = torch.argsort(firing_comp, stable=True)
             comp, pos = firing_comp[order], firing_pos[order]
-            self.firing_count += torch.bincount(comp, minlength=c)
+            crow = csr_rows(comp, c)
+            self.firing_count += crow.diff()
         with self._stage("input token counts"):
             flat = comp * v + tok[pos + p0]
             ones = torch.ones_like(flat, dtype=self.input_co.dtype)
@@ -233,7 +234,7 @@ class Harvester:
             targets = [
                 t[:, : tile.shape[1]] for t, tile in zip(self.output_tiles, tiles, strict=True)
             ]
-            add_sparse_row_sums(targets, csr_rows(comp, c), pos, p1 - p0, tiles)
+            add_sparse_row_sums(targets, crow, pos, p1 - p0, tiles)
         with self._stage("co-firing counts"):
             self._count_block_cofirings(comp, pos, p1 - p0)
         with self._stage("examples"):

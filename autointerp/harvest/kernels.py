@@ -90,10 +90,11 @@ def mask_product(a_t: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def csr_rows(rows: torch.Tensor, n_rows: int) -> torch.Tensor:
-    """CSR row pointer for entries whose (sorted) row ids are `rows`."""
-    crow = torch.zeros(n_rows + 1, dtype=torch.int64, device=rows.device)
-    crow[1:] = torch.bincount(rows, minlength=n_rows).cumsum(0)
-    return crow
+    """CSR row pointer for entries whose (sorted) row ids are `rows`: entry r is how many ids
+    are below r. A binary search per row, so no host round trip (a CUDA `bincount` reads the
+    largest id back to size its output)."""
+    bounds = torch.arange(n_rows + 1, dtype=rows.dtype, device=rows.device)
+    return torch.searchsorted(rows, bounds)
 
 
 def column_tiles(dense: torch.Tensor, width: int, dtype: torch.dtype) -> list[torch.Tensor]:

@@ -68,3 +68,13 @@ def test_sparse_row_sums_match_dense(rows, cols, width, density, seed) -> None:
     add_sparse_row_sums(out, csr_rows(r, rows), c, cols, tiles)
     want = start + mask.to(torch.float64) @ dense
     torch.testing.assert_close(torch.cat(out, dim=1), want, rtol=1e-13, atol=1e-13)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n_rows=st.integers(1, 30), n=st.integers(0, 200), seed=st.integers(0, 99))
+def test_csr_rows_count_the_ids_below_each_row(n_rows: int, n: int, seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    rows = torch.randint(0, n_rows, (n,), generator=g).sort().values
+    want = torch.zeros(n_rows + 1, dtype=torch.int64)
+    want[1:] = torch.bincount(rows, minlength=n_rows).cumsum(0)
+    assert torch.equal(csr_rows(rows, n_rows), want)

@@ -13,12 +13,13 @@ gated rank-one components, made at run time, no downloads):
    synchronises at every stage boundary, so it is kept apart from the throughput figure).
 3. `finalize` of everything, and one checkpoint as a pass takes it (`CheckpointWriter`): how long
    it holds the harvest (on CUDA a snapshot to pinned memory), and how long the write then runs.
-With `--profile DIR`, one more update per shape runs under torch's profiler and its table of
-operators and kernels by time goes to `DIR/<shape>.txt`; on CUDA another runs in torch's sync
-debug mode, and the lines of our code where the host waited for the GPU are listed after it.
 4. The whole daemon (`autointerp daemon synthetic:<shape> --labeller offline`) in a subprocess:
    harvest tokens/s from its first batch to its last (its state and log), and the checkpoint
    durations it logged.
+
+With `--profile DIR`, one more update per shape runs under torch's profiler and its table of
+operators and kernels by time goes to `DIR/<shape>.txt`; on CUDA another runs in torch's sync
+debug mode, and the lines of our code where the host waited for the GPU are listed after it.
 
 Prints a markdown table; figures are for the device it ran on (named in the first line).
 """

@@ -96,8 +96,8 @@ class HostSnapshot:
     def __init__(self, device: torch.device) -> None:
         self.device = device
         self._buffers: dict[str, torch.Tensor] = {}
-        self._pinned: list[torch.Tensor] = []
-        """Buffers registered with CUDA: unregistered in `release`, before they are freed."""
+        self._pinned: set[str] = set()
+        """Names of the buffers registered with CUDA: unregistered before they are freed."""
         self._preparing: threading.Thread | None = None
         self._prepare_error: BaseException | None = None
 
@@ -108,28 +108,25 @@ class HostSnapshot:
         def allocate() -> None:
             try:
                 for name, (shape, dtype) in shapes.items():
-                    self._buffers[name] = self._allocate(shape, dtype)
+                    self._allocate(name, shape, dtype)
             except BaseException as e:  # re-raised by `take`
                 self._prepare_error = e
 
         self._preparing = threading.Thread(target=allocate, name="snapshot-buffers", daemon=True)
         self._preparing.start()
 
-    def _allocate(self, shape: torch.Size, dtype: torch.dtype) -> torch.Tensor:
+    def _allocate(self, name: str, shape: torch.Size, dtype: torch.dtype) -> torch.Tensor:
         # Touch every page now rather than during the first copy (which the harvest waits for).
-        buffer = torch.zeros(shape, dtype=dtype)
+        buffer = self._buffers[name] = torch.zeros(shape, dtype=dtype)
         if self.device.type == "cuda" and pin_in_place(buffer):
-            self._pinned.append(buffer)
+            self._pinned.add(name)
         return buffer
 
     def _drop(self, name: str) -> None:
         buffer = self._buffers.pop(name, None)
-        if buffer is None:
-            return
-        for i, pinned in enumerate(self._pinned):
-            if pinned is buffer:
-                unpin(self._pinned.pop(i))
-                break
+        if buffer is not None and name in self._pinned:
+            self._pinned.discard(name)
+            unpin(buffer)
 
     def wait_ready(self) -> None:
         """Wait for `prepare`'s allocation (raising its error)."""
@@ -149,7 +146,7 @@ class HostSnapshot:
             buffer = self._buffers.get(name)
             if buffer is None or buffer.shape != live.shape or buffer.dtype != live.dtype:
                 self._drop(name)  # e.g. counts promoted to int64: free the old one
-                buffer = self._buffers[name] = self._allocate(live.shape, live.dtype)
+                buffer = self._allocate(name, live.shape, live.dtype)
             buffer.copy_(live, non_blocking=cuda)
             sections[name] = buffer
         if cuda:

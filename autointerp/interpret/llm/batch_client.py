@@ -64,7 +64,6 @@ from autointerp.interpret.llm.stats import BatchProgress, ClientStats
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-A = TypeVar("A")
 
 CUSTOM_ID_MAX = 64
 DIGEST_CHARS = 20
@@ -490,7 +489,7 @@ class BatchClient:
         if not any(not s.ended for s in candidates):
             self._abandon(record, "the server has no batch with these entries: submitting again")
 
-    async def _call(self, awaitable: Awaitable[A]) -> A:
+    async def _call(self, awaitable: Awaitable[T]) -> T:
         """One call to the batch endpoint. Connection failures while nothing has ever got
         through stop the run after `RetryPolicy.unreachable_give_up_s`, naming the URL."""
         try:

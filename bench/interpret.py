@@ -16,7 +16,9 @@ request.
 Two client set-ups: `--max-rpm` set to the server's limit (the client paces itself), and no
 client budget at all (the client follows the server's `anthropic-ratelimit-requests-limit`
 header from the first answer on). "429 once steady" counts the server's rate-limit rejections
-after the first window.
+after the first window. `--headroom` sets the share of each limit the client runs at (the
+product keeps a 5% margin for jitter between its clock and the server's), to measure what that
+margin costs.
 """
 
 from __future__ import annotations
@@ -71,7 +73,14 @@ def latency(rng: random.Random) -> float:
 
 
 async def scenario(
-    name: str, *, limit: int, window: float, windows: int, fault_rate: float, client_budget: bool
+    name: str,
+    *,
+    limit: int,
+    window: float,
+    windows: int,
+    fault_rate: float,
+    client_budget: bool,
+    headroom: float,
 ) -> Row:
     comps = components(windows * limit)
     with (
@@ -93,9 +102,9 @@ async def scenario(
             timeout=0.8,
             max_concurrent=32,
             limits=(
-                RateLimits(max_rpm=limit, window_s=window, follow_headers=False)
+                RateLimits(max_rpm=limit, window_s=window, follow_headers=False, headroom=headroom)
                 if client_budget
-                else None
+                else RateLimits(headroom=headroom)
             ),
             retry=RetryPolicy(base_delay_s=window / 60, max_delay_s=window),
             overload_cooldown_s=0.3,
@@ -138,10 +147,11 @@ async def scenario(
     )
 
 
-def table(rows: list[Row], limit: int, window: float) -> str:
+def table(rows: list[Row], limit: int, window: float, headroom: float) -> str:
     head = (
         f"Server limit: {limit} requests per {window:g} s "
-        f"({limit / window * 60:.0f}/min); latency log-normal, median 120 ms.\n\n"
+        f"({limit / window * 60:.0f}/min); latency log-normal, median 120 ms; "
+        f"client runs at {headroom:g} of each limit.\n\n"
         "| scenario | labels | failed | requests | 429 from limit | 429 once steady "
         "| labels/min (whole run) | labels / limit | sent / limit | faulted "
         "| start → first request | time |\n"
@@ -173,11 +183,12 @@ async def main(args: argparse.Namespace) -> None:
             windows=args.windows,
             fault_rate=fault_rate,
             client_budget=budget,
+            headroom=args.headroom,
         )
         print(f"{name}: {row.labels} labels in {row.seconds:.1f} s", flush=True)
         rows.append(row)
     print()
-    print(table(rows, args.limit, args.window))
+    print(table(rows, args.limit, args.window, args.headroom))
 
 
 if __name__ == "__main__":
@@ -185,4 +196,13 @@ if __name__ == "__main__":
     parser.add_argument("--limit", type=int, default=20, help="server requests per window")
     parser.add_argument("--window", type=float, default=4.0, help="server window, seconds")
     parser.add_argument("--windows", type=int, default=6, help="components = windows x limit")
-    asyncio.run(main(parser.parse_args()))
+    parser.add_argument(
+        "--headroom",
+        type=float,
+        default=RateLimits.headroom,
+        help="share of each limit the client runs at (the product's jitter margin: %(default)s)",
+    )
+    parsed = parser.parse_args()
+    if not 0 < parsed.headroom <= 1:
+        parser.error("--headroom must be in (0, 1]")
+    asyncio.run(main(parsed))

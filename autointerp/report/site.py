@@ -13,6 +13,7 @@ import multiprocessing
 import os
 import re
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -115,8 +116,9 @@ def check_finalized(view: RunView) -> None:
 def write_site(run: RunDir, out: Path, *, jobs: int | None = None) -> Written:
     """Write the whole site to `out` (replaced as a whole, so a reader never sees half of it).
 
-    Component pages are rendered by `jobs` processes (default: the CPUs, at most 8): at 40k
-    components one process takes minutes, most of it in rebuilding each page's prompt.
+    Component pages are rendered by `jobs` processes (default: the CPUs, at most 8; forked only
+    from a single-threaded process): at 40k components one process takes minutes, most of it in
+    rebuilding each page's prompt.
     """
     started = time.perf_counter()
     view = load(run)
@@ -176,10 +178,16 @@ def _write_chunk(bounds: tuple[int, int]) -> int:
     return _write(site, pages[bounds[0] : bounds[1]], top)
 
 
+def can_fork() -> bool:
+    """Forking is safe only from a single-threaded process: a child forked while another thread
+    holds a lock (logging, an allocator, an HTTP pool) may wait on it for ever. `autointerp
+    report` is single-threaded; a notebook or a test session may not be, and writes in-process."""
+    return "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
+
+
 def _write_pages(site: Site, pages: list[str], top: Path, jobs: int) -> int:
     global _FORKED
-    fork = "fork" in multiprocessing.get_all_start_methods()
-    if jobs <= 1 or len(pages) < PARALLEL_FROM or not fork:
+    if jobs <= 1 or len(pages) < PARALLEL_FROM or not can_fork():
         return _write(site, pages, top)
     step = max(200, len(pages) // (jobs * 8))
     chunks = [(i, min(len(pages), i + step)) for i in range(0, len(pages), step)]

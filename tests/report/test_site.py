@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
+import threading
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -156,24 +159,80 @@ def test_writing_again_replaces_the_site_and_refuses_other_directories(
     assert (other / "notes.txt").read_text() == "keep me"
 
 
+WRITE_WITH_WORKERS = """
+import os, sys
+from pathlib import Path
+from autointerp.report import site
+from autointerp.store import RunDir
+
+run, out, pids = RunDir(Path(sys.argv[1])), Path(sys.argv[2]), Path(sys.argv[3])
+assert site.can_fork(), "this process should be single-threaded"
+write_chunk = site._write_chunk
+
+def recording(bounds):
+    (pids / str(os.getpid())).touch()
+    return write_chunk(bounds)
+
+site._write_chunk = recording
+site.PARALLEL_FROM = 1  # this run is small: force the workers
+site.write_site(run, out, jobs=2)
+print(os.getpid())
+"""
+
+
 def test_pages_written_by_several_processes_are_the_same(
     fresh_run: Written, tmp_path: Path
 ) -> None:
-    from autointerp.report import site as site_module
-
-    one, many = tmp_path / "one", tmp_path / "many"
+    """Forked workers write the same bytes as one process. They run in a fresh interpreter:
+    this test session has threads of its own, and the writer forks only without them."""
+    one, many, pids = tmp_path / "one", tmp_path / "many", tmp_path / "pids"
+    pids.mkdir()
     write_site(fresh_run.run, one, jobs=1)
-    saved = site_module.PARALLEL_FROM
-    site_module.PARALLEL_FROM = 1  # this run is small: force the workers
-    try:
-        write_site(fresh_run.run, many, jobs=2)
-    finally:
-        site_module.PARALLEL_FROM = saved
+    done = subprocess.run(
+        [sys.executable, "-c", WRITE_WITH_WORKERS, str(fresh_run.run.root), str(many), str(pids)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    workers = {p.name for p in pids.iterdir()}
+    assert workers and done.stdout.strip() not in workers  # pages came from other processes
     files = sorted(p.relative_to(one) for p in one.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(many) for p in many.rglob("*") if p.is_file())
     for rel in files:
         if rel.name != MARKER:
             assert (one / rel).read_bytes() == (many / rel).read_bytes(), rel
+
+
+def test_a_threaded_process_writes_in_process(
+    fresh_run: Written, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With another thread alive the writer never forks (a forked child could wait for ever on
+    a lock that thread held), and still writes every page."""
+    from autointerp.report import site as site_module
+
+    def no_fork(method: str | None = None) -> object:
+        raise AssertionError(f"forked ({method}) from a multi-threaded process")
+
+    monkeypatch.setattr(site_module, "PARALLEL_FROM", 1)
+    monkeypatch.setattr(site_module.multiprocessing, "get_context", no_fork)
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        assert not site_module.can_fork()
+        written = write_site(fresh_run.run, tmp_path / "out", jobs=2)
+    finally:
+        release.set()
+        other.join()
+    one = tmp_path / "one"
+    write_site(fresh_run.run, one, jobs=1)
+
+    def files(top: Path) -> list[Path]:
+        return sorted(p.relative_to(top) for p in top.rglob("*") if p.is_file())
+
+    assert files(written.out) == files(one)
 
 
 def test_a_run_that_is_not_finalized_is_refused(fresh_run: Written, tmp_path: Path) -> None:

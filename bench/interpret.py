@@ -18,7 +18,9 @@ client budget at all (the client follows the server's `anthropic-ratelimit-reque
 header from the first answer on). "429 once steady" counts the server's rate-limit rejections
 after the first window. `--headroom` sets the share of each limit the client runs at (the
 product keeps a 5% margin for jitter between its clock and the server's), to measure what that
-margin costs.
+margin costs, and `--jitter-ms J` holds each request for a uniform 0 to J ms before the server's
+limiter counts it (the network's varying delay, which loopback lacks), to measure what the margin
+protects.
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ async def scenario(
     fault_rate: float,
     client_budget: bool,
     headroom: float,
+    jitter_s: float,
 ) -> Row:
     comps = components(windows * limit)
     with (
@@ -88,6 +91,7 @@ async def scenario(
         FakeMessagesServer(
             rate_limit=(limit, window),
             latency=latency,
+            arrival_jitter=lambda rng: rng.uniform(0.0, jitter_s),
             fault_rate=fault_rate,
             fault_kinds=TRANSIENT_FAULTS + CONTENT_FAULTS,
             retry_after_s=window / 20,
@@ -147,11 +151,13 @@ async def scenario(
     )
 
 
-def table(rows: list[Row], limit: int, window: float, headroom: float) -> str:
+def table(rows: list[Row], args: argparse.Namespace) -> str:
+    limit, window = args.limit, args.window
     head = (
         f"Server limit: {limit} requests per {window:g} s "
         f"({limit / window * 60:.0f}/min); latency log-normal, median 120 ms; "
-        f"client runs at {headroom:g} of each limit.\n\n"
+        f"arrival jitter 0 to {args.jitter_ms:g} ms; "
+        f"client runs at {args.headroom:g} of each limit.\n\n"
         "| scenario | labels | failed | requests | 429 from limit | 429 once steady "
         "| labels/min (whole run) | labels / limit | sent / limit | faulted "
         "| start → first request | time |\n"
@@ -184,11 +190,12 @@ async def main(args: argparse.Namespace) -> None:
             fault_rate=fault_rate,
             client_budget=budget,
             headroom=args.headroom,
+            jitter_s=args.jitter_ms / 1000,
         )
         print(f"{name}: {row.labels} labels in {row.seconds:.1f} s", flush=True)
         rows.append(row)
     print()
-    print(table(rows, args.limit, args.window, args.headroom))
+    print(table(rows, args))
 
 
 if __name__ == "__main__":
@@ -202,7 +209,15 @@ if __name__ == "__main__":
         default=RateLimits.headroom,
         help="share of each limit the client runs at (the product's jitter margin: %(default)s)",
     )
+    parser.add_argument(
+        "--jitter-ms",
+        type=float,
+        default=0.0,
+        help="hold each request a uniform 0 to this many ms before the server counts it",
+    )
     parsed = parser.parse_args()
     if not 0 < parsed.headroom <= 1:
         parser.error("--headroom must be in (0, 1]")
+    if not 0 <= parsed.jitter_ms < 1000:
+        parser.error("--jitter-ms must be in [0, 1000)")
     asyncio.run(main(parsed))

@@ -16,6 +16,9 @@ continuously at n / window_s requests per second holding at most `bucket_capacit
 `retry-after` and `retry-after-ms`). Requests answered with an error status or a dropped
 connection are not counted; served ones are, faulted or not (`COUNTED_FAULTS`: a refusal is a
 200 the real API counts). `latency` is a fixed delay in seconds or a function of a `random.Random`.
+`arrival_jitter` (the same kinds, drawn from a generator of its own so the faults and latencies of
+a seed do not change) holds each request before the limiter counts it: the network's varying delay
+between the client sending a request and the server's limiter seeing it.
 Success bodies are full Message objects (so the SDK's strict validation passes), with the four
 usage fields and `request-id` / `anthropic-ratelimit-*` headers.
 """
@@ -101,6 +104,14 @@ def default_answer(body: dict[str, Any]) -> str:
     return json.dumps(answer)
 
 
+def _as_draw(value: float | Callable[[random.Random], float]) -> Callable[[random.Random], float]:
+    """A fixed number of seconds, or a draw from a generator, as a draw."""
+    if callable(value):
+        return value
+    fixed = float(value)
+    return lambda _rng: fixed
+
+
 @dataclass
 class RecordedRequest:
     at: float
@@ -125,6 +136,8 @@ class _Script:
     """Requests the bucket holds (starts full)."""
     refilled_at: float = 0.0
     cached_system: set[str] = field(default_factory=set)
+    arrival_jitter: Callable[[random.Random], float] | None = None
+    jitter_rng: random.Random = field(default_factory=random.Random)
 
 
 class FakeMessagesServer:
@@ -136,6 +149,7 @@ class FakeMessagesServer:
         fault_kinds: Sequence[Fault | str] = TRANSIENT_FAULTS + CONTENT_FAULTS,
         seed: int = 0,
         latency: float | Callable[[random.Random], float] = 0.0,
+        arrival_jitter: float | Callable[[random.Random], float] = 0.0,
         rate_limit: tuple[int, float] | None = None,
         bucket_capacity: float = 1.0,
         retry_after_s: float = 0.05,
@@ -144,15 +158,16 @@ class FakeMessagesServer:
         model: str | None = None,
         keep_alive: bool = True,
     ) -> None:
-        fixed = float(latency) if not callable(latency) else 0.0
         self._script = _Script(
             faults=[Fault(f) if f is not None else None for f in faults],
             fault_rate=fault_rate,
             fault_kinds=[Fault(k) for k in fault_kinds],
             rng=random.Random(seed),
-            latency=latency if callable(latency) else (lambda _rng: fixed),
+            latency=_as_draw(latency),
             rate_limit=rate_limit,
             bucket_capacity=bucket_capacity,
+            arrival_jitter=_as_draw(arrival_jitter) if arrival_jitter else None,
+            jitter_rng=random.Random(f"arrival-jitter-{seed}"),
         )
         self.retry_after_s = retry_after_s
         self.slow_s = slow_s
@@ -221,6 +236,14 @@ class FakeMessagesServer:
         return best
 
     # ---- deciding what to answer
+    def _arrival_delay(self) -> float:
+        """Seconds this request spends on its way to the limiter (0 without jitter)."""
+        s = self._script
+        if s.arrival_jitter is None:
+            return 0.0
+        with self._lock:
+            return max(0.0, s.arrival_jitter(s.jitter_rng))
+
     def _decide(self, record: RecordedRequest) -> tuple[Fault | None, float, float | None]:
         """(fault, latency, retry_after for a rate-limit rejection) for one request."""
         s = self._script
@@ -397,13 +420,15 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.loads(raw)
         except ValueError:
             body = {}
+        fake = self.fake
+        if delay := fake._arrival_delay():
+            time.sleep(delay)
         record = RecordedRequest(
             at=time.monotonic(),
             path=self.path,
             headers={k.lower(): v for k, v in self.headers.items()},
             body=body,
         )
-        fake = self.fake
         fault, latency, rejected_for = fake._decide(record)
         if latency:
             time.sleep(latency)

@@ -242,6 +242,34 @@ async def test_max_rpm_keeps_a_continuous_bucket_server_from_ever_refusing() -> 
     assert stats.budget_requests_remaining is not None
 
 
+@pytest.mark.parametrize("headroom", [0.9, 1.0])
+async def test_the_margin_absorbs_network_jitter_smaller_than_itself(headroom: float) -> None:
+    """Each request reaches the server's limiter 0 to 10 ms after it was sent. At 6 requests a
+    second a 10% margin leaves 18 ms between requests to spare: nothing is refused. With no
+    margin, a request that took longer on the way than the one after it brings the next one too
+    close, and the bucket (which holds one request) refuses it."""
+    window = 1.0
+    rpm = 6
+    jitter = FakeMessagesServer(
+        rate_limit=(rpm, window), latency=0.02, arrival_jitter=lambda rng: rng.uniform(0, 0.01)
+    )
+    with jitter as srv:
+        labeller = make_labeller(
+            srv,
+            max_concurrent=8,
+            clock=ScaledClock(scale=60.0 / window),
+            limits=RateLimits(max_rpm=rpm, follow_headers=False, headroom=headroom),
+        )
+        comps = [component(f"h.1.mlp.c_fc:{i}") for i in range(2 * rpm + 1)]
+        await asyncio.gather(*(labeller.label(c, ARCH) for c in comps))
+        await labeller.aclose()
+        refused = srv.outcomes().count("rate_limited")
+    if headroom < 1.0:
+        assert refused == 0
+    else:
+        assert refused > 0
+
+
 async def test_without_a_budget_the_client_follows_the_servers_limit_header() -> None:
     """No --max-rpm: the first answer's `anthropic-ratelimit-requests-limit` sets the pace."""
     with FakeMessagesServer(rate_limit=(10, 1.0), latency=0.01) as srv:

@@ -4,8 +4,9 @@ The fake server enforces a rate limit of R requests per W seconds the way the re
 as a bucket refilled continuously and holding one request (W scaled down from a minute so the
 whole benchmark takes about a minute) with a log-normal latency, optionally faulting 30%
 of requests (429, 529, 500, dropped connections, non-JSON bodies, slow answers past the timeout,
-refusals, max_tokens stops, invalid JSON). The real SDK and the real pool label N components into
-a temporary run directory (windows x limit components). Reported: labels per minute over the whole
+refusals, max_tokens stops, invalid JSON; `--faults http` leaves out the last three). The real
+SDK and the real pool label N components into a temporary run directory (windows x limit
+components). Reported: labels per minute over the whole
 run; the share of the server's limit that became labels (requests the server accepted and answered
 with a label in the first windows-1 windows, over the most it accepts in that time); the share of
 the limit the client sent in that time, faulted requests included, and how many of those were
@@ -40,10 +41,14 @@ from autointerp.interpret.llm.ratelimit import RateLimits
 from autointerp.interpret.llm.retry import RetryPolicy
 from autointerp.interpret.pool import LabellingPool
 from autointerp.schemas import ComponentData, InterpretationResult
-from tests.interpret.fake_api import CONTENT_FAULTS, TRANSIENT_FAULTS, FakeMessagesServer
+from tests.interpret.fake_api import CONTENT_FAULTS, TRANSIENT_FAULTS, FakeMessagesServer, Fault
 from tests.interpret.labellers import claude_labeller
 from tests.interpret.runs import components, make_run
 from tests.interpret.samples import ARCH
+
+FAULT_MIXES = {"all": TRANSIENT_FAULTS + CONTENT_FAULTS, "http": TRANSIENT_FAULTS}
+"""What the faults are drawn from: every kind, or only those of the HTTP exchange (the model's
+answer itself is never refused, cut off or malformed)."""
 
 
 @dataclass
@@ -84,6 +89,7 @@ async def scenario(
     client_budget: bool,
     headroom: float,
     jitter_s: float,
+    fault_kinds: tuple[Fault, ...],
 ) -> Row:
     comps = components(windows * limit)
     with (
@@ -93,7 +99,7 @@ async def scenario(
             latency=latency,
             arrival_jitter=lambda rng: rng.uniform(0.0, jitter_s),
             fault_rate=fault_rate,
-            fault_kinds=TRANSIENT_FAULTS + CONTENT_FAULTS,
+            fault_kinds=fault_kinds,
             retry_after_s=window / 20,
             slow_s=1.5,
             seed=7,
@@ -156,7 +162,8 @@ def table(rows: list[Row], args: argparse.Namespace) -> str:
     head = (
         f"Server limit: {limit} requests per {window:g} s "
         f"({limit / window * 60:.0f}/min); latency log-normal, median 120 ms; "
-        f"arrival jitter 0 to {args.jitter_ms:g} ms; "
+        f"arrival jitter 0 to {args.jitter_ms:g} ms; faults drawn from {args.faults}: "
+        f"{', '.join(f.value for f in FAULT_MIXES[args.faults])}; "
         f"client runs at {args.headroom:g} of each limit.\n\n"
         "| scenario | labels | failed | requests | 429 from limit | 429 once steady "
         "| labels/min (whole run) | labels / limit | sent / limit | faulted "
@@ -191,6 +198,7 @@ async def main(args: argparse.Namespace) -> None:
             client_budget=budget,
             headroom=args.headroom,
             jitter_s=args.jitter_ms / 1000,
+            fault_kinds=FAULT_MIXES[args.faults],
         )
         print(f"{name}: {row.labels} labels in {row.seconds:.1f} s", flush=True)
         rows.append(row)
@@ -214,6 +222,13 @@ if __name__ == "__main__":
         type=float,
         default=0.0,
         help="hold each request a uniform 0 to this many ms before the server counts it",
+    )
+    parser.add_argument(
+        "--faults",
+        choices=sorted(FAULT_MIXES),
+        default="all",
+        help="what the 30%% faults are drawn from (http: error statuses, drops, non-JSON bodies "
+        "and slow answers, no refusals or bad labels)",
     )
     parsed = parser.parse_args()
     if not 0 < parsed.headroom <= 1:

@@ -33,6 +33,7 @@ import os
 import random
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,9 +75,12 @@ class Row:
     seconds: float
 
 
-def latency(rng: random.Random) -> float:
-    """Log-normal, median 120 ms, long tail capped at 1.5 s."""
-    return min(1.5, rng.lognormvariate(math.log(0.12), 0.5))
+def latency_around(median_s: float) -> Callable[[random.Random], float]:
+    """Log-normal with this median, long tail capped at 1.5 s."""
+    return lambda rng: min(1.5, rng.lognormvariate(math.log(median_s), 0.5))
+
+
+latency = latency_around(0.12)
 
 
 async def scenario(
@@ -90,6 +94,7 @@ async def scenario(
     headroom: float,
     jitter_s: float,
     fault_kinds: tuple[Fault, ...],
+    error_latency_s: float | None,
 ) -> Row:
     comps = components(windows * limit)
     with (
@@ -98,6 +103,7 @@ async def scenario(
             rate_limit=(limit, window),
             latency=latency,
             arrival_jitter=lambda rng: rng.uniform(0.0, jitter_s),
+            error_latency=None if error_latency_s is None else latency_around(error_latency_s),
             fault_rate=fault_rate,
             fault_kinds=fault_kinds,
             retry_after_s=window / 20,
@@ -159,11 +165,16 @@ async def scenario(
 
 def table(rows: list[Row], args: argparse.Namespace) -> str:
     limit, window = args.limit, args.window
+    errors = (
+        "as slow as answers"
+        if args.error_latency_ms is None
+        else f"after a median {args.error_latency_ms:g} ms"
+    )
     head = (
         f"Server limit: {limit} requests per {window:g} s "
         f"({limit / window * 60:.0f}/min); latency log-normal, median 120 ms; "
         f"arrival jitter 0 to {args.jitter_ms:g} ms; faults drawn from {args.faults}: "
-        f"{', '.join(f.value for f in FAULT_MIXES[args.faults])}; "
+        f"{', '.join(f.value for f in FAULT_MIXES[args.faults])}; errors {errors}; "
         f"client runs at {args.headroom:g} of each limit.\n\n"
         "| scenario | labels | failed | requests | 429 from limit | 429 once steady "
         "| labels/min (whole run) | labels / limit | sent / limit | faulted "
@@ -199,6 +210,7 @@ async def main(args: argparse.Namespace) -> None:
             headroom=args.headroom,
             jitter_s=args.jitter_ms / 1000,
             fault_kinds=FAULT_MIXES[args.faults],
+            error_latency_s=None if args.error_latency_ms is None else args.error_latency_ms / 1000,
         )
         print(f"{name}: {row.labels} labels in {row.seconds:.1f} s", flush=True)
         rows.append(row)
@@ -230,9 +242,17 @@ if __name__ == "__main__":
         help="what the 30%% faults are drawn from (http: error statuses, drops, non-JSON bodies "
         "and slow answers, no refusals or bad labels)",
     )
+    parser.add_argument(
+        "--error-latency-ms",
+        type=float,
+        default=None,
+        help="median time to an error status (log-normal; default: as slow as an answer)",
+    )
     parsed = parser.parse_args()
     if not 0 < parsed.headroom <= 1:
         parser.error("--headroom must be in (0, 1]")
     if not 0 <= parsed.jitter_ms < 1000:
         parser.error("--jitter-ms must be in [0, 1000)")
+    if parsed.error_latency_ms is not None and not 0 < parsed.error_latency_ms < 1000:
+        parser.error("--error-latency-ms must be in (0, 1000)")
     asyncio.run(main(parsed))

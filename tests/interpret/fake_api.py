@@ -16,9 +16,12 @@ continuously at n / window_s requests per second holding at most `bucket_capacit
 `retry-after` and `retry-after-ms`). Requests answered with an error status or a dropped
 connection are not counted; served ones are, faulted or not (`COUNTED_FAULTS`: a refusal is a
 200 the real API counts). `latency` is a fixed delay in seconds or a function of a `random.Random`.
-`arrival_jitter` (the same kinds, drawn from a generator of its own so the faults and latencies of
-a seed do not change) holds each request before the limiter counts it: the network's varying delay
-between the client sending a request and the server's limiter seeing it.
+`arrival_jitter` (the same kinds) holds each request before the limiter counts it: the network's
+varying delay between the client sending a request and the server's limiter seeing it.
+`error_latency` (the same kinds; default: `latency`) is how long an answer with an error status
+takes: the real API refuses or fails a request without generating anything, so its errors come
+back in about a round trip while its answers take the model's time. Each is drawn from a
+generator of its own, so the faults and latencies of a seed do not change.
 Success bodies are full Message objects (so the SDK's strict validation passes), with the four
 usage fields and `request-id` / `anthropic-ratelimit-*` headers.
 """
@@ -137,7 +140,9 @@ class _Script:
     refilled_at: float = 0.0
     cached_system: set[str] = field(default_factory=set)
     arrival_jitter: Callable[[random.Random], float] | None = None
+    error_latency: Callable[[random.Random], float] | None = None
     jitter_rng: random.Random = field(default_factory=random.Random)
+    error_rng: random.Random = field(default_factory=random.Random)
 
 
 class FakeMessagesServer:
@@ -150,6 +155,7 @@ class FakeMessagesServer:
         seed: int = 0,
         latency: float | Callable[[random.Random], float] = 0.0,
         arrival_jitter: float | Callable[[random.Random], float] = 0.0,
+        error_latency: float | Callable[[random.Random], float] | None = None,
         rate_limit: tuple[int, float] | None = None,
         bucket_capacity: float = 1.0,
         retry_after_s: float = 0.05,
@@ -167,7 +173,9 @@ class FakeMessagesServer:
             rate_limit=rate_limit,
             bucket_capacity=bucket_capacity,
             arrival_jitter=_as_draw(arrival_jitter) if arrival_jitter else None,
+            error_latency=None if error_latency is None else _as_draw(error_latency),
             jitter_rng=random.Random(f"arrival-jitter-{seed}"),
+            error_rng=random.Random(f"error-latency-{seed}"),
         )
         self.retry_after_s = retry_after_s
         self.slow_s = slow_s
@@ -265,6 +273,8 @@ class FakeMessagesServer:
                 s.level -= 1.0
             if fault is not None:
                 record.outcome = fault.value
+                if fault in _ERRORS and s.error_latency is not None:
+                    latency = max(0.0, s.error_latency(s.error_rng))
             return fault, latency, None
 
     def _usage(self, body: dict[str, Any], text: str) -> dict[str, int]:

@@ -21,7 +21,8 @@ after the first window. `--headroom` sets the share of each limit the client run
 product keeps a 5% margin for jitter between its clock and the server's), to measure what that
 margin costs, and `--jitter-ms J` holds each request for a uniform 0 to J ms before the server's
 limiter counts it (the network's varying delay, which loopback lacks), to measure what the margin
-protects.
+protects. `--error-latency-ms M` answers error statuses after a median M ms instead of an answer's
+120 ms, as the real API, which generates nothing for an error, does.
 """
 
 from __future__ import annotations

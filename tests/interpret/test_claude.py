@@ -225,7 +225,7 @@ async def test_retry_after_pauses_every_worker() -> None:
 def no_gc_pauses() -> Iterator[None]:
     """Client and server share this interpreter: a garbage collection that lands between a
     request's sending and the server's counting delays only that request, and brings the next one
-    closer than any margin. The pacing tests measure the client, not the host's collector."""
+    closer than the margin allows. The pacing tests measure the client, not the host's collector."""
     gc.collect()
     gc.disable()
     try:
@@ -356,4 +356,5 @@ def test_the_fake_server_answers_errors_after_their_own_latency() -> None:
         answer_s = time.monotonic() - started
         client.close()
     assert refused.value.status_code == 529
-    assert error_s < 0.2 <= 0.4 <= answer_s
+    assert error_s < 0.2
+    assert answer_s >= 0.4

@@ -18,7 +18,7 @@ from autointerp.interpret.labeller import ModelLabeller
 from autointerp.interpret.llm.anthropic import AnthropicProvider
 from autointerp.interpret.llm.errors import FatalAPIError, RequestFailed
 from autointerp.interpret.llm.provider import Request
-from autointerp.interpret.llm.ratelimit import RateLimits
+from autointerp.interpret.llm.ratelimit import OVERLOADS_TO_HALVE, RateLimits
 from autointerp.interpret.llm.retry import RetryPolicy
 from tests.interpret.clocks import ScaledClock
 from tests.interpret.fake_api import CONTENT_FAULTS, TRANSIENT_FAULTS, FakeMessagesServer, Fault
@@ -27,6 +27,7 @@ from tests.interpret.samples import ARCH, component
 
 SECRET = "sk-ant-test-Zq81-never-print-me"
 FAST = RetryPolicy(max_attempts=4, max_content_attempts=3, base_delay_s=0.01, max_delay_s=0.05)
+PATIENT = RetryPolicy(max_attempts=10, base_delay_s=0.005, max_delay_s=0.02)
 
 
 @pytest.fixture(autouse=True)
@@ -305,9 +306,9 @@ async def test_without_a_budget_the_client_follows_the_servers_limit_header() ->
         assert "rate_limited" not in srv.outcomes()
 
 
-async def test_overload_lowers_concurrency_and_success_restores_it() -> None:
-    with FakeMessagesServer(faults=[Fault.OVERLOADED], latency=0.01) as srv:
-        labeller = make_labeller(srv, max_concurrent=8, overload_cooldown_s=0.0)
+async def test_sustained_overload_lowers_concurrency_and_success_restores_it() -> None:
+    with FakeMessagesServer(faults=[Fault.OVERLOADED] * OVERLOADS_TO_HALVE, latency=0.01) as srv:
+        labeller = make_labeller(srv, max_concurrent=8, overload_cooldown_s=0.0, retry=PATIENT)
         await labeller.label(component(), ARCH)
         after_one = labeller.stats().concurrency_limit
         comps = [component(f"h.2.mlp.c_fc:{i}") for i in range(80)]
@@ -316,6 +317,21 @@ async def test_overload_lowers_concurrency_and_success_restores_it() -> None:
         await labeller.aclose()
     assert after_one == 4
     assert recovered == 8
+
+
+async def test_429s_and_scattered_529s_pause_but_leave_concurrency_alone() -> None:
+    """A 429 says our budget ran out, which the pacing answers; a few 529s among many answers are
+    the server's noise. Neither is a reason to send fewer at once."""
+    faults = [Fault.RATE_LIMIT] * 5 + [None] + [Fault.OVERLOADED] * (OVERLOADS_TO_HALVE - 1)
+    with FakeMessagesServer(faults=faults, latency=0.01) as srv:
+        labeller = make_labeller(srv, max_concurrent=8, overload_cooldown_s=0.0, retry=PATIENT)
+        await labeller.label(component("h.2.mlp.c_fc:0"), ARCH)
+        await labeller.label(component("h.2.mlp.c_fc:1"), ARCH)
+        stats = labeller.stats()
+        await labeller.aclose()
+    assert srv.outcomes()[: len(faults)] == [f.value if f else "ok" for f in faults]
+    assert stats.retries == len(faults) - 1
+    assert stats.concurrency_limit == 8
 
 
 async def test_unknown_model_cost_is_reported_unknown() -> None:

@@ -15,6 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from autointerp.interpret.llm.ratelimit import (
+    OVERLOAD_WINDOW,
+    OVERLOADS_TO_HALVE,
     AdaptiveConcurrency,
     Bucket,
     MonotonicClock,
@@ -331,11 +333,15 @@ async def test_pause_holds_every_request() -> None:
     assert clock.now() - t0 >= 20.0 - 0.5
 
 
-async def test_aimd_halves_on_overload_once_per_cooldown_and_recovers() -> None:
+async def test_aimd_halves_under_sustained_overload_once_per_cooldown_and_recovers() -> None:
     clock = ScaledClock(scale=1.0)
     aimd = AdaptiveConcurrency(maximum=16, clock=clock, cooldown_s=1000.0)
+    for _ in range(OVERLOADS_TO_HALVE - 1):
+        aimd.on_overload()
+    assert aimd.current == 16  # scattered overloads: the pause answers them
     aimd.on_overload()
-    aimd.on_overload()  # a burst of 429s from the same moment counts once
+    assert aimd.current == 8
+    aimd.on_overload()  # a burst of 529s from the same moment counts once
     assert aimd.current == 8
     successes = 0
     while aimd.current < 16:
@@ -343,6 +349,28 @@ async def test_aimd_halves_on_overload_once_per_cooldown_and_recovers() -> None:
         successes += 1
     assert 8 * 8 <= successes <= 16 * 8  # about one step per window of successes
     assert aimd.current == 16
+
+
+@settings(max_examples=200, deadline=None)
+@given(outcomes=st.lists(st.booleans() | st.just(False), max_size=300))
+def test_aimd_halves_exactly_where_the_last_answers_hold_enough_overloads(
+    outcomes: list[bool],
+) -> None:
+    """Against the obvious reading: before each answer, the limit is halved at an overload when
+    the last `OVERLOAD_WINDOW` answers, this one included, hold `OVERLOADS_TO_HALVE` overloads
+    (no cooldown here), and grows by 1/limit at a success."""
+    aimd = AdaptiveConcurrency(maximum=64, clock=MonotonicClock(), cooldown_s=0.0)
+    expected = 64.0
+    for i, overload in enumerate(outcomes):
+        window = outcomes[max(0, i + 1 - OVERLOAD_WINDOW) : i + 1]
+        if overload:
+            aimd.on_overload()
+            if window.count(True) >= OVERLOADS_TO_HALVE:
+                expected = max(1.0, expected / 2.0)
+        else:
+            aimd.on_success()
+            expected = min(64.0, expected + 1.0 / expected)
+        assert aimd.limit == pytest.approx(expected)
 
 
 async def test_aimd_limit_bounds_requests_in_flight() -> None:
@@ -358,7 +386,8 @@ async def test_aimd_limit_bounds_requests_in_flight() -> None:
 
     await asyncio.gather(*(one() for _ in range(12)))
     assert peak == 3
-    aimd.on_overload()
+    for _ in range(OVERLOADS_TO_HALVE):
+        aimd.on_overload()
     assert aimd.current == 1
     peak = 0
     await asyncio.gather(*(one() for _ in range(4)))

@@ -137,7 +137,9 @@ class AnthropicProvider(Provider):
                 "and --base-url"
             )
         retry_after = retry_after_seconds(e.response.headers)
-        if status in (429, 529):
+        if status == 429:
+            return Transient(reason, rate_limited=True, retry_after=retry_after, rejected=True)
+        if status in (503, 529):
             return Transient(reason, overload=True, retry_after=retry_after, rejected=True)
         if status in (408, 409) or status >= 500:
             return Transient(reason, retry_after=retry_after, rejected=True)

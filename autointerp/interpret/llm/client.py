@@ -81,7 +81,7 @@ class LLMClient:
         """`price`: what a token costs when given (`--price-*-per-mtok`), else the provider's."""
         self.provider = provider
         self.max_concurrent = max_concurrent
-        """Most requests in flight at once; AIMD lowers the live limit on 429/529."""
+        """Most requests in flight at once; AIMD lowers the live limit under sustained 529s."""
         self.retry = retry or RetryPolicy()
         self.clock = clock or MonotonicClock()
         self._rng = random.Random(seed)
@@ -259,8 +259,8 @@ class LLMClient:
         if deadline is not None:
             # Wake in time to give up when the deadline comes, not a long backoff after it.
             delay = min(delay, max(0.0, deadline - self.clock.now()) + 0.05)
-        if e.overload:
-            self._limiter.pause(delay)  # the server is saturated: everyone waits
+        if e.overload or e.rate_limited:
+            self._limiter.pause(delay)  # saturated, or our budget is spent: everyone waits
         else:
             await self.clock.sleep(delay)
 

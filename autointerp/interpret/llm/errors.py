@@ -26,6 +26,7 @@ class Transient(Exception):
         reason: str,
         *,
         overload: bool = False,
+        rate_limited: bool = False,
         retry_after: float | None = None,
         unreachable: bool = False,
         rejected: bool = False,
@@ -36,7 +37,11 @@ class Transient(Exception):
         """The server answered with an error status (429, 529, 5xx): it did not count the
         request against its rate limit. (A timeout or a dropped connection may have been.)"""
         self.overload = overload
-        """429/529: the server is saturated; lower concurrency and pause everyone."""
+        """529 (or 503): the server is saturated; pause everyone, and lower concurrency when
+        it keeps saying so."""
+        self.rate_limited = rate_limited
+        """429: our budget at the server ran out; pause everyone (its `retry-after`, else a
+        backoff). Concurrency is not the cause: the pacing is."""
         self.retry_after = retry_after
         self.unreachable = unreachable
         """No connection could be made (refused, DNS, TLS): fatal if nothing ever got through."""

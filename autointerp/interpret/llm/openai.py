@@ -180,6 +180,8 @@ class OpenAIProvider(Provider):
             )
         retry_after = retry_after_seconds(e.response.headers)
         if status == 429:
+            return Transient(reason, rate_limited=True, retry_after=retry_after, rejected=True)
+        if status == 503:
             return Transient(reason, overload=True, retry_after=retry_after, rejected=True)
         if status in (408, 409) or status >= 500:
             return Transient(reason, retry_after=retry_after, rejected=True)

@@ -21,7 +21,13 @@ from autointerp.interpret.llm.provider import Request
 from autointerp.interpret.llm.ratelimit import OVERLOADS_TO_HALVE, RateLimits
 from autointerp.interpret.llm.retry import RetryPolicy
 from tests.interpret.clocks import ScaledClock
-from tests.interpret.fake_api import CONTENT_FAULTS, TRANSIENT_FAULTS, FakeMessagesServer, Fault
+from tests.interpret.fake_api import (
+    CONTENT_FAULTS,
+    TRANSIENT_FAULTS,
+    FakeMessagesServer,
+    Fault,
+    prompt_key,
+)
 from tests.interpret.labellers import claude_labeller
 from tests.interpret.samples import ARCH, component
 
@@ -332,6 +338,37 @@ async def test_429s_and_scattered_529s_pause_but_leave_concurrency_alone() -> No
     assert srv.outcomes()[: len(faults)] == [f.value if f else "ok" for f in faults]
     assert stats.retries == len(faults) - 1
     assert stats.concurrency_limit == 8
+
+
+async def test_a_scattered_529_backs_off_its_own_request_while_the_others_go_on() -> None:
+    with FakeMessagesServer(faults=[Fault.OVERLOADED], latency=0.05) as srv:
+        labeller = make_labeller(
+            srv, max_concurrent=2, retry=RetryPolicy(base_delay_s=0.6, max_delay_s=0.6)
+        )
+        comps = [component(f"h.2.mlp.c_fc:{i}") for i in range(8)]
+        await asyncio.gather(*(labeller.label(c, ARCH) for c in comps))
+        await labeller.aclose()
+    overloaded, *others = srv.requests
+    answered = overloaded.at + 0.05
+    retried = [r.at for r in others if prompt_key(r.body) == prompt_key(overloaded.body)]
+    assert retried and retried[0] >= answered + 0.3 - 0.02  # its own backoff: 0.3 to 0.6 s
+    assert [r for r in others if answered + 0.02 < r.at < answered + 0.25]  # nobody else's
+
+
+async def test_sustained_529s_pause_every_request_for_the_backoff() -> None:
+    faults = [Fault.OVERLOADED] * OVERLOADS_TO_HALVE
+    with FakeMessagesServer(faults=faults, latency=0.02) as srv:
+        labeller = make_labeller(
+            srv, max_concurrent=2, retry=RetryPolicy(base_delay_s=0.2, max_delay_s=0.2)
+        )
+        comps = [component(f"h.2.mlp.c_fc:{i}") for i in range(6)]
+        await asyncio.gather(*(labeller.label(c, ARCH) for c in comps))
+        await labeller.aclose()
+    last = srv.requests[OVERLOADS_TO_HALVE - 1]
+    assert last.outcome == Fault.OVERLOADED.value
+    answered = last.at + 0.02
+    later = [r.at for r in srv.requests if r.at > answered]
+    assert later and min(later) >= answered + 0.1 - 0.02  # the backoff is 0.1 to 0.2 s
 
 
 async def test_unknown_model_cost_is_reported_unknown() -> None:

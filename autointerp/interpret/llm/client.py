@@ -3,7 +3,8 @@
 `complete(request, parse)` waits for a concurrency slot and for the budgets (`ratelimit.py`),
 sends through the provider, and retries: transient errors (429, 529, 5xx, timeouts, dropped
 connections) with jittered exponential backoff or the server's `retry-after` (which pauses every
-request, not just the one that got it); unusable answers (a refusal, a cut-off answer, text
+request, not just the one that got it; so does the backoff of a 429, or of a 529 when the server
+keeps answering so); unusable answers (a refusal, a cut-off answer, text
 that `parse` rejects) a bounded number of times. It accounts usage and cost over every attempt
 and keeps the stats the dashboard shows. The API key never appears in a message it makes.
 
@@ -248,8 +249,7 @@ class LLMClient:
 
     async def _backoff(self, e: Transient, attempt: int) -> None:
         self._retries += 1
-        if e.overload:
-            self._concurrency.on_overload()
+        sustained = self._concurrency.on_overload() if e.overload else False
         if e.retry_after is not None:
             self._limiter.pause(min(e.retry_after, MAX_RETRY_AFTER_S))
             return
@@ -259,10 +259,10 @@ class LLMClient:
         if deadline is not None:
             # Wake in time to give up when the deadline comes, not a long backoff after it.
             delay = min(delay, max(0.0, deadline - self.clock.now()) + 0.05)
-        if e.overload or e.rate_limited:
-            self._limiter.pause(delay)  # saturated, or our budget is spent: everyone waits
+        if e.rate_limited or sustained:
+            self._limiter.pause(delay)  # our budget is spent, or the server is saturated
         else:
-            await self.clock.sleep(delay)
+            await self.clock.sleep(delay)  # a 5xx, or an overload among many answers
 
     def _note_error(self, reason: str) -> None:
         self._last_error = self._redact(reason)

@@ -380,11 +380,12 @@ class RateLimiter:
 OVERLOAD_WINDOW = 32
 OVERLOADS_TO_HALVE = 8
 """Concurrency is halved when this many of the last `OVERLOAD_WINDOW` answers were overloads
-(529/503): a server that keeps saying so. Halving on every overload would pin the limit near
-sqrt(2 / p) for an overload share p however fast the budget lets us go (8 at 3% overloads:
-a tenth of a 3000-per-minute budget at 3 s an answer); a few scattered overloads are met by
-the pause alone. By chance, at a 3% share of overloads it comes up about once in a million
-answers, at 10% once in 330, at 25% once in 6 (then the cooldown spaces the halvings)."""
+(529/503): a server that keeps saying so (then an overload's backoff also pauses every request,
+not just its own). Halving on every overload would pin the limit near sqrt(2 / p) for an
+overload share p, whatever the budget allows: 8 in flight at 3% overloads, 160 requests a
+minute at 3 s an answer. Scattered overloads are met by the backoff of the requests they hit.
+By chance, 8 in 32 comes up about once in a million answers at a 3% share of overloads, once
+in 330 at 10%, once in 6 at 25% (where the cooldown spaces the halvings)."""
 
 
 @dataclass
@@ -426,11 +427,14 @@ class AdaptiveConcurrency:
         self._recent.append(False)
         self.limit = min(float(self.maximum), self.limit + 1.0 / self.limit)
 
-    def on_overload(self) -> None:
+    def on_overload(self) -> bool:
+        """Count an overload; returns whether overloads are sustained (halving, if the
+        cooldown allows)."""
         self._recent.append(True)
         if sum(self._recent) < OVERLOADS_TO_HALVE:
-            return
+            return False
         now = self.clock.now()
         if now - self._last_decrease >= self.cooldown_s:
             self._last_decrease = now
             self.limit = max(float(self.minimum), self.limit / 2.0)
+        return True

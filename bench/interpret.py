@@ -22,24 +22,28 @@ product keeps a 5% margin for jitter between its clock and the server's), to mea
 margin costs, and `--jitter-ms J` holds each request for a uniform 0 to J ms before the server's
 limiter counts it (the network's varying delay, which loopback lacks), to measure what the margin
 protects. `--error-latency-ms M` answers error statuses after a median M ms instead of an answer's
-120 ms, as the real API, which generates nothing for an error, does.
+120 ms, as the real API, which generates nothing for an error, does. `--ignore-pauses` is an
+ablation, not a setting of the product: the client does not hold its requests for a 429's
+`retry-after` or a backoff (each failed request still waits its own), to measure what honouring
+the server's pauses costs.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import math
 import os
 import random
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from autointerp.files import read_jsonl
-from autointerp.interpret.llm.ratelimit import RateLimits
+from autointerp.interpret.llm.ratelimit import RateLimiter, RateLimits
 from autointerp.interpret.llm.retry import RetryPolicy
 from autointerp.interpret.pool import LabellingPool
 from autointerp.schemas import ComponentData, InterpretationResult
@@ -84,6 +88,20 @@ def latency_around(median_s: float) -> Callable[[random.Random], float]:
 latency = latency_around(0.12)
 
 
+@contextlib.contextmanager
+def pauses_ignored(ignore: bool) -> Iterator[None]:
+    """The ablation: `RateLimiter.pause` does nothing while this holds (when `ignore`)."""
+    if not ignore:
+        yield
+        return
+    pause = RateLimiter.pause
+    RateLimiter.pause = lambda self, seconds: None  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        RateLimiter.pause = pause  # type: ignore[method-assign]
+
+
 async def scenario(
     name: str,
     *,
@@ -96,6 +114,7 @@ async def scenario(
     jitter_s: float,
     fault_kinds: tuple[Fault, ...],
     error_latency_s: float | None,
+    ignore_pauses: bool = False,
 ) -> Row:
     comps = components(windows * limit)
     with (
@@ -133,7 +152,8 @@ async def scenario(
         for c in comps:
             queue.put_nowait(c)
         queue.put_nowait(None)
-        await pool.run(queue)
+        with pauses_ignored(ignore_pauses):
+            await pool.run(queue)
         await labeller.aclose()
         end = time.monotonic()
         first_request = min(r.at for r in srv.requests) - t0
@@ -176,7 +196,8 @@ def table(rows: list[Row], args: argparse.Namespace) -> str:
         f"({limit / window * 60:.0f}/min); latency log-normal, median 120 ms; "
         f"arrival jitter 0 to {args.jitter_ms:g} ms; faults drawn from {args.faults}: "
         f"{', '.join(f.value for f in FAULT_MIXES[args.faults])}; errors {errors}; "
-        f"client runs at {args.headroom:g} of each limit.\n\n"
+        f"client runs at {args.headroom:g} of each limit"
+        f"{' and ignores pauses (ablation)' if args.ignore_pauses else ''}.\n\n"
         "| scenario | labels | failed | requests | 429 from limit | 429 once steady "
         "| labels/min (whole run) | labels / limit | sent / limit | faulted "
         "| start → first request | time |\n"
@@ -212,6 +233,7 @@ async def main(args: argparse.Namespace) -> None:
             jitter_s=args.jitter_ms / 1000,
             fault_kinds=FAULT_MIXES[args.faults],
             error_latency_s=None if args.error_latency_ms is None else args.error_latency_ms / 1000,
+            ignore_pauses=args.ignore_pauses,
         )
         print(f"{name}: {row.labels} labels in {row.seconds:.1f} s", flush=True)
         rows.append(row)
@@ -248,6 +270,11 @@ if __name__ == "__main__":
         type=float,
         default=None,
         help="median time to an error status (log-normal; default: as slow as an answer)",
+    )
+    parser.add_argument(
+        "--ignore-pauses",
+        action="store_true",
+        help="ablation: do not hold every request for a 429's retry-after or a backoff",
     )
     parsed = parser.parse_args()
     if not 0 < parsed.headroom <= 1:

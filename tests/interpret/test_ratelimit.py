@@ -306,6 +306,31 @@ async def test_the_first_in_line_goes_on_time_though_timers_fire_late() -> None:
     assert statistics.mean(gaps) <= 0.050 + 0.0005  # and not a late timer's millisecond later
 
 
+class SteppedClock:
+    """Virtual time that moves only when slept on."""
+
+    def __init__(self, start: float) -> None:
+        self.t = start
+
+    def now(self) -> float:
+        return self.t
+
+    async def sleep(self, seconds: float) -> None:
+        self.t += max(0.0, seconds)
+        await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("start", [0.0, 1e6])  # (11 days of uptime: coarser floating point)
+async def test_the_last_moment_is_slept_on_a_clock_that_moves_only_when_slept_on(
+    start: float,
+) -> None:
+    clock = SteppedClock(start)
+    limiter = RateLimiter(RateLimits(max_rpm=60, headroom=1.0), clock)
+    for _ in range(3):
+        await asyncio.wait_for(limiter.acquire(1, 1), timeout=2.0)
+    assert clock.now() - start == pytest.approx(2.0)
+
+
 def test_budgets_follow_the_servers_headers_where_they_are_lower() -> None:
     clock = ScaledClock(scale=1.0)
     none = RateLimiter(RateLimits(headroom=1.0), clock)

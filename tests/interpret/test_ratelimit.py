@@ -290,7 +290,7 @@ class LateClock:
 async def test_the_first_in_line_goes_on_time_though_timers_fire_late() -> None:
     """At a bucket of one request, every late wake is lost for good: at 50 ms between requests a
     timer a millisecond late would cost 2% of the limit. The first in line sleeps to just before
-    its time and yields to the loop for the rest. (Without that the mean gap here is 51 ms.)"""
+    its time and yields to the loop for the rest. (Without that the mean gap here was 51.4 ms.)"""
     limiter = RateLimiter(RateLimits(max_rpm=1200, headroom=1.0), LateClock())  # 50 ms
     gc.collect()
     gc.disable()

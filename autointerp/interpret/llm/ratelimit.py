@@ -118,7 +118,7 @@ class Ticket:
     on_given_back: Callable[[Ticket], None] | None = None
     """Returns the request to the limiter's request budget (`RateLimiter._give_back`)."""
     on_sent: Callable[[float], float] | None = None
-    """How long a send takes at the least (`RateLimiter._sent`), told this one's time."""
+    """Told how long this send took, returns the quickest recent send (`RateLimiter._sent`)."""
 
     def mark_sent(self, now: float) -> None:
         """Count the request from when it went, less the least time a send takes: the next
@@ -287,7 +287,7 @@ class RateLimiter:
 
     def _leave_line(self, turn: asyncio.Future[None]) -> None:
         """`turn` is no longer waiting; if it was first, the next one's turn comes."""
-        first = bool(self._line) and self._line[0] is turn
+        first = self._line[0] is turn
         self._line.remove(turn)
         if first and self._line and not self._line[0].done():
             self._line[0].set_result(None)
